@@ -1,0 +1,66 @@
+# Petstore — every target installs what it needs first. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8080
+HOST   ?= 127.0.0.1
+PIP    := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-test run migrate seed test lint spec-lint unit contract bench serve-prod clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: setup.cfg constraints.txt | $(BIN)/python
+	$(PIP) -e .
+	@touch $@
+
+$(VENV)/.installed-test: setup.cfg constraints.txt package.json $(VENV)/.installed
+	$(PIP) -e '.[test,bench]'
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the server
+
+install-test: $(VENV)/.installed-test ## Install test, lint and bench tools too
+
+migrate: install ## Apply Alembic migrations to DATABASE_URL (default: var/petstore.db)
+	$(BIN)/python manage.py migrate
+
+seed: migrate ## Insert demo pets into an empty database
+	$(BIN)/python manage.py seed
+
+run: seed ## Migrate, seed and serve http://127.0.0.1:8080/v1 (PORT to change)
+	$(BIN)/uvicorn --factory app:app_from_env --host $(HOST) --port $(PORT) --lifespan on --no-access-log
+
+serve-prod: seed ## Several workers under gunicorn (WORKERS, default 2)
+	$(BIN)/gunicorn -k uvicorn_worker.UvicornWorker -w $${WORKERS:-2} -b $(HOST):$(PORT) --graceful-timeout 20 'app:app_from_env()'
+
+lint: install-test ## ruff, mypy, import-linter, spec validation and Spectral
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/lint-imports
+	$(BIN)/openapi-spec-validator spec/openapi.yaml
+	npx --no-install spectral lint spec/openapi.yaml --fail-severity warn
+
+unit: install-test ## Unit and integration tests (pytest)
+	$(BIN)/pytest
+
+contract: install-test ## Schemathesis (all checks) against a live server, fixed seed, bounded time
+	$(BIN)/python -m contract.run
+
+test: install-test ## Everything: lint, pytest, contract fuzzing
+	$(MAKE) lint
+	$(MAKE) unit
+	$(MAKE) contract
+
+bench: install-test ## Throughput vs a bare Starlette ceiling and a FastAPI peer
+	$(BIN)/python -m bench.run
+
+clean: ## Remove the venv, node tools and local data
+	rm -rf $(VENV) node_modules var reports .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,141 @@
+"""Composition root: ``create_app(settings)`` builds the one ASGI app (nothing is built at import).
+
+Run: ``uvicorn --factory app:app_from_env`` (see Makefile).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from connexion import AsyncApp
+from connexion.jsonifier import Jsonifier
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from connexion.resolver import Resolver
+from connexion.utils import get_function_from_name
+
+from auth.tokens import TokenService
+from handlers import problems
+from infra.counters import MemoryCounterStore, RedisCounterStore
+from logconfig import configure_logging
+from models.base import SHARED_POOL
+from models.database import Database
+from services.throttle import FailureThrottle
+from services.users import ensure_admin
+from settings import ROOT, Settings
+from web.container import Container
+from web.middleware import RateLimitMiddleware, RequestContextMiddleware, RequestGuard, spec_routes
+from web.validators import validator_map
+
+SPEC_PATH = ROOT / "spec" / "openapi.yaml"
+log = logging.getLogger("petstore")
+
+
+class _OrjsonModule:
+    """Connexion's Jsonifier takes a json-like module; orjson measured +15% on list responses."""
+
+    @staticmethod
+    def dumps(obj: Any, **_kwargs: Any) -> str:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    @staticmethod
+    def loads(data: str | bytes, **_kwargs: Any) -> Any:
+        return orjson.loads(data)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def resolve_handler(dotted: str) -> Any:
+    """``handlers.pets.listPets`` → ``handlers.pets.list_pets``: plain camelCase operationIds in
+    the spec (clean SDK and Arazzo names), snake_case functions in Python."""
+    module, _, operation = dotted.rpartition(".")
+    return get_function_from_name(f"{module}.{_snake(operation)}")
+
+
+def load_spec(path: Path = SPEC_PATH) -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(path.read_text())
+    return spec
+
+
+def build_container(settings: Settings) -> Container:
+    counters: Any = (
+        RedisCounterStore(settings.redis_url) if settings.redis_url else MemoryCounterStore()
+    )
+    return Container(
+        settings=settings,
+        db=Database(settings.database_url),
+        tokens=TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds),
+        counters=counters,
+        login_throttle=FailureThrottle(
+            counters, settings.login_max_failures, settings.login_window_seconds
+        ),
+    )
+
+
+def create_app(settings: Settings) -> AsyncApp:
+    container = build_container(settings)
+    spec = load_spec()
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        if settings.admin_username and settings.admin_password:
+            await ensure_admin(
+                container.db,
+                SHARED_POOL,
+                settings.admin_username,
+                settings.admin_password,
+                settings.admin_email,
+            )
+            log.info("admin account ensured", extra={"username": settings.admin_username})
+        try:
+            yield
+        finally:
+            await container.close()
+
+    app = AsyncApp(
+        __name__,
+        specification_dir=str(SPEC_PATH.parent),
+        jsonifier=Jsonifier(_OrjsonModule),
+        lifespan=lifespan,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
+    )
+    app.add_api(
+        spec,
+        base_path="/v1",
+        resolver=Resolver(function_resolver=resolve_handler),
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+        validator_map=validator_map(),
+    )
+    problems.register(app)
+    app.add_middleware(
+        RequestContextMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
+    )
+    app.add_middleware(
+        RateLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
+    )
+    app.add_middleware(
+        RequestGuard,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        routes=spec_routes(spec),
+        max_body_bytes=settings.max_body_bytes,
+        query_paths=["/pets/search"],
+    )
+    app.container = container  # type: ignore[attr-defined]  # for tests and tools
+    return app
+
+
+def app_from_env() -> AsyncApp:
+    """uvicorn --factory entry point."""
+    settings = Settings.from_env()
+    configure_logging(json_lines=settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,1 @@
+"""Credentials → one Principal. JWT issue/verify and the Connexion token-info function."""

@@ -1,0 +1,80 @@
+"""Signed JWT access tokens (HS256) carrying subject, role, scopes and tenant."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from services.principal import ROLE_SCOPES, Principal
+
+ALGORITHM = "HS256"
+AUDIENCE = "petstore-api"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+    expires_in: int
+    scope: str
+
+
+class TokenService:
+    def __init__(self, secret: str, issuer: str, ttl_seconds: int) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._ttl = ttl_seconds
+
+    def issue(self, subject: uuid.UUID, role: str, tenant: str) -> IssuedToken:
+        now = int(time.time())
+        scopes = " ".join(sorted(ROLE_SCOPES.get(role, frozenset())))
+        claims = {
+            "iss": self._issuer,
+            "aud": AUDIENCE,
+            "sub": str(subject),
+            "role": role,
+            "scope": scopes,
+            "tid": tenant,
+            "iat": now,
+            "exp": now + self._ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        token = jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"typ": "at+jwt"})
+        return IssuedToken(
+            token=token,
+            expires_at=datetime.fromtimestamp(now + self._ttl, UTC),
+            expires_in=self._ttl,
+            scope=scopes,
+        )
+
+    def verify(self, token: str) -> dict[str, Any] | None:
+        """Claims of a valid, unexpired token from this issuer; None otherwise."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=self._issuer,
+                options={"require": ["exp", "sub", "iat", "scope"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        return claims
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    role = str(claims.get("role", "user"))
+    # Scopes are re-derived from the role so that a token can never carry more than its role.
+    granted = set(str(claims.get("scope", "")).split()) & ROLE_SCOPES.get(role, frozenset())
+    return Principal(
+        subject=uuid.UUID(claims["sub"]),
+        role=role,
+        scopes=frozenset(granted),
+        tenant=str(claims.get("tid", "")),
+    )

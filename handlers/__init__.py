@@ -1,0 +1,1 @@
+"""REST adapter: Connexion operation targets, one module per spec tag."""

@@ -1,0 +1,52 @@
+"""Per-request helpers shared by the handlers: container, tenant, principal, JSON responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from connexion import request
+from connexion.context import context
+from starlette.responses import Response
+
+from auth.tokens import principal_from_claims
+from services.errors import Forbidden
+from services.principal import Principal, anonymous
+from web.container import SCOPE_KEY, Container
+
+JSON = "application/json"
+
+
+def container() -> Container:
+    value: Container = request.scope[SCOPE_KEY]
+    return value
+
+
+def header_tenant() -> str:
+    return (request.headers.get("x-tenant-id") or "").lower()
+
+
+def principal() -> Principal:
+    """The caller. A token is bound to the tenant it was issued in: an X-Tenant-ID header that
+    names another tenant is refused."""
+    tenant = header_tenant()
+    claims = context.get("token_info")
+    if not claims:
+        return anonymous(tenant)
+    who = principal_from_claims(claims)
+    if tenant and tenant != who.tenant:
+        raise Forbidden("The token was issued for another tenant than X-Tenant-ID names.")
+    return who
+
+
+def api_base() -> str:
+    url = request.url
+    return f"{url.scheme}://{url.netloc}/v1"
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
+
+
+def no_content() -> Response:
+    return Response(status_code=204)

@@ -1,0 +1,153 @@
+"""Pet operations (tag Pet)."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from connexion import request
+from starlette.responses import Response
+
+from handlers._context import (
+    api_base,
+    container,
+    header_tenant,
+    json_response,
+    no_content,
+    principal,
+)
+from schemas.pets import dump_collection, dump_pet, etag
+from services import pets as service
+
+_FIELDS = {
+    "ageMonths": "age_months",
+    "goodWithKids": "good_with_kids",
+    "goodWithPets": "good_with_pets",
+    "medicalInfo": "medical_info",
+}
+_WRITABLE = {
+    "name",
+    "species",
+    "age_months",
+    "price",
+    "status",
+    "currency",
+    "breed",
+    "size",
+    "color",
+    "gender",
+    "good_with_kids",
+    "good_with_pets",
+    "description",
+    "medical_info",
+}
+
+
+def _pet_data(body: dict[str, Any]) -> service.PetData:
+    """Writable fields only: readOnly fields (id, createdAt, links, ...) are ignored."""
+    values = {_FIELDS.get(k, k): v for k, v in body.items()}
+    values = {k: v for k, v in values.items() if k in _WRITABLE}
+    values["price"] = Decimal(values["price"])
+    return service.PetData(**values)
+
+
+def _tuple(value: Any) -> tuple[str, ...]:
+    return tuple(value) if value else ()
+
+
+def _sort(sort: str) -> tuple[str, bool]:
+    return (sort[1:], True) if sort.startswith("-") else (sort, False)
+
+
+async def list_pets(**params: Any) -> Response:
+    field, descending = _sort(params.get("sort", "-createdAt"))
+    query = service.PetQuery(
+        page=params.get("page", 1),
+        limit=params.get("limit", 20),
+        species=_tuple(params.get("species")),
+        status=_tuple(params.get("status")),
+        size=_tuple(params.get("size")),
+        gender=_tuple(params.get("gender")),
+        good_with_kids=params.get("goodWithKids"),
+        good_with_pets=params.get("goodWithPets"),
+        min_age=params.get("minAge"),
+        max_age=params.get("maxAge"),
+        min_price=_decimal(params.get("minPrice")),
+        max_price=_decimal(params.get("maxPrice")),
+        name=params.get("name"),
+        sort=field,
+        descending=descending,
+    )
+    page = await service.list_pets(container().db, header_tenant(), query)
+    return json_response(dump_collection(page, api_base(), "/pets", dict(request.query_params)))
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+async def search_pets(body: dict[str, Any]) -> Response:
+    criteria = body.get("criteria", {})
+    ages = criteria.get("ageRange", {})
+    prices = criteria.get("priceRange", {})
+    compat = criteria.get("compatibility", {})
+    sort = body.get("sort", {})
+    paging = body.get("pagination", {})
+    query = service.PetQuery(
+        page=paging.get("page", 1),
+        limit=paging.get("limit", 20),
+        species=_tuple(criteria.get("species")),
+        status=_tuple(criteria.get("status")),
+        size=_tuple(criteria.get("size")),
+        gender=_tuple(criteria.get("gender")),
+        good_with_kids=compat.get("goodWithKids"),
+        good_with_pets=compat.get("goodWithPets"),
+        min_age=ages.get("min"),
+        max_age=ages.get("max"),
+        min_price=_decimal(prices.get("min")),
+        max_price=_decimal(prices.get("max")),
+        name=criteria.get("name"),
+        sort=sort.get("field", "createdAt"),
+        descending=sort.get("order", "DESC") == "DESC",
+    )
+    page = await service.list_pets(container().db, header_tenant(), query)
+    return json_response(dump_collection(page, api_base(), "/pets", {}))
+
+
+async def create_pet(body: dict[str, Any]) -> Response:
+    pet = await service.create_pet(container().db, principal(), _pet_data(body))
+    location = f"{api_base()}/pets/{pet.id}"
+    return json_response(dump_pet(pet, api_base()), 201, {"Location": location, "ETag": etag(pet)})
+
+
+async def get_pet(id: uuid.UUID) -> Response:  # noqa: A002 - the spec names it id
+    pet = await service.get_pet(container().db, header_tenant(), uuid.UUID(str(id)))
+    return json_response(dump_pet(pet, api_base()), headers={"ETag": etag(pet)})
+
+
+def _if_match_versions(pet_id: uuid.UUID) -> frozenset[int] | None:
+    """Versions accepted by If-Match; None when absent or '*'. Tags of another pet match none."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    versions = set()
+    for tag in header.split(","):
+        tag = tag.strip().removeprefix("W/").strip('"')
+        prefix, _, version = tag.rpartition("-")
+        if prefix == pet_id.hex[-12:] and version.isdigit():
+            versions.add(int(version))
+    return frozenset(versions)
+
+
+async def update_pet(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
+    pet_id = uuid.UUID(str(id))
+    pet = await service.replace_pet(
+        container().db, principal(), pet_id, _pet_data(body), _if_match_versions(pet_id)
+    )
+    return json_response(dump_pet(pet, api_base()), headers={"ETag": etag(pet)})
+
+
+async def delete_pet(id: uuid.UUID) -> Response:  # noqa: A002
+    await service.delete_pet(container().db, principal(), uuid.UUID(str(id)))
+    return no_content()

@@ -1,0 +1,127 @@
+"""The REST error table: domain errors and Connexion's own problems → problem+json.
+
+Registered on the Connexion app (not the inner app) so routing, security and validation errors
+pass through here too."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from connexion.exceptions import (
+    NonConformingResponse,
+    OAuthProblem,
+    OAuthScopeProblem,
+    ProblemException,
+)
+from connexion.lifecycle import ConnexionRequest
+from connexion.lifecycle import ConnexionResponse as Response
+
+from services.errors import (
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    TooManyAttempts,
+)
+from web.problems import problem_response
+
+log = logging.getLogger("petstore.errors")
+
+BEARER_CHALLENGE = 'Bearer realm="petstore"'
+
+# domain error → (HTTP status, problem type slug)
+DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
+    NotFound: (404, "not-found"),
+    Conflict: (409, "conflict"),
+    Forbidden: (403, "forbidden"),
+    PreconditionFailed: (412, "precondition-failed"),
+    AuthenticationFailed: (401, "invalid-credentials"),
+    InvalidInput: (422, "validation-error"),
+    TooManyAttempts: (429, "rate-limit-exceeded"),
+}
+
+
+def _lookup(exc: DomainError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            return DOMAIN_ERRORS[cls]  # type: ignore[index]
+    return 500, "internal-error"
+
+
+def on_domain_error(request: ConnexionRequest, exc: DomainError) -> Response:
+    status, slug = _lookup(exc)
+    headers: dict[str, str] = {}
+    errors: list[dict[str, str]] | None = None
+    if isinstance(exc, InvalidInput):
+        errors = [{"field": e.field, "message": e.message, "code": e.code} for e in exc.errors]
+    elif isinstance(exc, Conflict) and exc.field:
+        errors = [{"field": exc.field, "message": exc.detail, "code": "duplicate"}]
+    elif isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, AuthenticationFailed):
+        headers["WWW-Authenticate"] = BEARER_CHALLENGE
+    if status == 500:
+        log.error("unmapped domain error", exc_info=exc)
+        return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
+    return problem_response(
+        status, exc.detail, slug=slug, instance=request.url.path, errors=errors, headers=headers
+    )
+
+
+def on_problem(request: ConnexionRequest, exc: ProblemException) -> Response:
+    status = exc.status
+    if isinstance(exc, NonConformingResponse) or status >= 500:
+        log.error("server problem: %s", exc.detail, extra={"path": request.url.path})
+        return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
+    headers = dict(exc.headers or {})
+    ext: dict[str, Any] = exc.ext or {}
+    errors = ext.get("errors")
+    slug = None
+    title = None
+    if status == 400:
+        slug, title = "validation-error", "Validation Error"
+        if not errors:
+            errors = [{"field": "request", "message": str(exc.detail), "code": "invalid"}]
+    if status == 401 or isinstance(exc, OAuthProblem):
+        headers["WWW-Authenticate"] = BEARER_CHALLENGE
+    if isinstance(exc, OAuthScopeProblem):
+        required = " ".join(sorted(exc.required_scopes or []))
+        headers["WWW-Authenticate"] = (
+            f'{BEARER_CHALLENGE}, error="insufficient_scope", scope="{required}"'
+        )
+    return problem_response(
+        status,
+        str(exc.detail) if exc.detail else None,
+        title=title,
+        slug=slug,
+        instance=request.url.path,
+        errors=errors,
+        headers=headers,
+    )
+
+
+def on_unicode_error(request: ConnexionRequest, exc: UnicodeDecodeError) -> Response:
+    return problem_response(
+        400,
+        "The request is not valid UTF-8.",
+        slug="validation-error",
+        title="Validation Error",
+        instance=request.url.path,
+        errors=[{"field": "body", "message": "not valid UTF-8", "code": "encoding"}],
+    )
+
+
+def on_unexpected(request: ConnexionRequest, exc: Exception) -> Response:
+    log.error("unhandled exception on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
+
+
+def register(app: Any) -> None:
+    app.add_error_handler(DomainError, on_domain_error)
+    app.add_error_handler(ProblemException, on_problem)
+    app.add_error_handler(UnicodeDecodeError, on_unicode_error)
+    app.add_error_handler(Exception, on_unexpected)

@@ -1,0 +1,2 @@
+"""Adapters to external infrastructure (Redis, in-process stores). Injected, never imported by
+services."""

@@ -1,0 +1,164 @@
+"""Operator commands: ``python manage.py migrate|seed``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from decimal import Decimal
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select
+
+from models import Pet
+from models.base import SHARED_POOL
+from models.database import Database
+from services.pets import PetData
+from settings import ROOT, Settings
+
+DEMO_PETS = [
+    PetData(
+        name="Whiskers",
+        species="CAT",
+        age_months=18,
+        price=Decimal("75.00"),
+        breed="Domestic Shorthair",
+        size="MEDIUM",
+        color="Orange Tabby",
+        gender="MALE",
+        good_with_kids=True,
+        good_with_pets=True,
+        description="Friendly and playful orange tabby looking for a loving home",
+        medical_info={
+            "spayedNeutered": True,
+            "vaccinated": True,
+            "microchipped": True,
+            "specialNeeds": False,
+        },
+    ),
+    PetData(
+        name="Buddy",
+        species="DOG",
+        age_months=24,
+        price=Decimal("150.00"),
+        breed="Golden Retriever",
+        size="LARGE",
+        color="Golden",
+        gender="MALE",
+        good_with_kids=True,
+        good_with_pets=True,
+        description="Gentle, loves long walks",
+    ),
+    PetData(
+        name="Luna",
+        species="DOG",
+        age_months=6,
+        price=Decimal("200.00"),
+        breed="Border Collie",
+        size="MEDIUM",
+        color="Black and White",
+        gender="FEMALE",
+        good_with_kids=True,
+        good_with_pets=False,
+        description="Clever and energetic puppy",
+    ),
+    PetData(
+        name="Thumper",
+        species="RABBIT",
+        age_months=12,
+        price=Decimal("40.00"),
+        breed="Holland Lop",
+        size="SMALL",
+        color="Brown and White",
+        gender="MALE",
+        good_with_kids=True,
+        good_with_pets=True,
+        description="Calm lop-eared rabbit",
+    ),
+    PetData(
+        name="Kiwi",
+        species="BIRD",
+        age_months=30,
+        price=Decimal("60.00"),
+        breed="Budgerigar",
+        size="SMALL",
+        color="Green",
+        gender="FEMALE",
+        good_with_kids=True,
+        description="Chatty budgie who whistles tunes",
+    ),
+    PetData(
+        name="Spike",
+        species="REPTILE",
+        age_months=48,
+        price=Decimal("90.00"),
+        breed="Bearded Dragon",
+        size="MEDIUM",
+        color="Tan",
+        gender="UNKNOWN",
+        good_with_kids=False,
+        good_with_pets=False,
+        description="Needs a heated terrarium",
+    ),
+    PetData(
+        name="Mittens",
+        species="CAT",
+        age_months=84,
+        price=Decimal("25.00"),
+        breed="Maine Coon",
+        size="LARGE",
+        color="Grey",
+        gender="FEMALE",
+        good_with_kids=True,
+        good_with_pets=True,
+        status="PENDING",
+        description="A calm senior lap cat",
+    ),
+]
+
+
+def migrate(settings: Settings) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = settings.database_url
+    command.upgrade(config, "head")
+
+
+async def seed(settings: Settings) -> int:
+    """Insert the demo pets into the shared pool, only when it has no pets yet."""
+    from models.base import utcnow
+
+    db = Database(settings.database_url)
+    try:
+        async with db.session(SHARED_POOL, write=True) as session:
+            if await session.scalar(select(func.count()).select_from(Pet)):
+                return 0
+            for data in DEMO_PETS:
+                now = utcnow()
+                pet = Pet(
+                    photos=[],
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                    **{k: getattr(data, k) for k in data.__dataclass_fields__},
+                )
+                session.add(pet)
+        return len(DEMO_PETS)
+    finally:
+        await db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["migrate", "seed"])
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    if args.command == "migrate":
+        migrate(settings)
+    else:
+        count = asyncio.run(seed(settings))
+        print(f"seeded {count} demo pets" if count else "database already has pets; not seeding")
+
+
+if __name__ == "__main__":
+    main()

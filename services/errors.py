@@ -1,0 +1,63 @@
+"""Domain errors. Each protocol maps them once (REST: handlers/problems.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class DomainError(Exception):
+    """Base class; ``detail`` is safe to show to the caller."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    def __init__(self, resource: str, ident: object) -> None:
+        super().__init__(f"The requested {resource} with ID '{ident}' was not found.")
+        self.resource = resource
+
+
+class Conflict(DomainError):
+    """The request clashes with current state (duplicate, illegal transition)."""
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this."""
+
+
+class PreconditionFailed(DomainError):
+    """A conditional request (If-Match) no longer matches the stored version."""
+
+
+class AuthenticationFailed(DomainError):
+    """Credentials are wrong. Deliberately says nothing about which part."""
+
+
+@dataclass
+class FieldError:
+    field: str
+    message: str
+    code: str = "invalid"
+
+
+class InvalidInput(DomainError):
+    """Input passed schema validation but breaks a business rule."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+@dataclass
+class TooManyAttempts(DomainError):
+    retry_after: int
+    detail: str = field(default="Too many failed attempts. Try again later.")
+
+    def __post_init__(self) -> None:
+        DomainError.__init__(self, self.detail)

@@ -1,0 +1,205 @@
+"""Pet catalogue use cases.
+
+Rules: anyone (in the tenant) may read; only principals with ``write:pets`` (shelter staff) may
+create, replace or delete. Replacing honours an optimistic-concurrency version (If-Match)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
+
+from models import Pet
+from models.base import utcnow
+from models.database import Database
+from services.errors import FieldError, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from services.pagination import MAX_PAGE_SIZE, Page
+from services.principal import Principal
+
+SORT_COLUMNS = {
+    "name": Pet.name,
+    "ageMonths": Pet.age_months,
+    "price": Pet.price,
+    "createdAt": Pet.created_at,
+    "updatedAt": Pet.updated_at,
+}
+
+
+@dataclass(frozen=True)
+class PetData:
+    """The writable fields of a pet (create and full replace)."""
+
+    name: str
+    species: str
+    age_months: int
+    price: Decimal
+    status: str = "AVAILABLE"
+    currency: str = "USD"
+    breed: str | None = None
+    size: str | None = None
+    color: str | None = None
+    gender: str | None = None
+    good_with_kids: bool | None = None
+    good_with_pets: bool | None = None
+    description: str | None = None
+    medical_info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PetQuery:
+    page: int = 1
+    limit: int = 20
+    species: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    size: tuple[str, ...] = ()
+    gender: tuple[str, ...] = ()
+    good_with_kids: bool | None = None
+    good_with_pets: bool | None = None
+    min_age: int | None = None
+    max_age: int | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    name: str | None = None
+    sort: str = "createdAt"
+    descending: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _require_writer(principal: Principal) -> None:
+    if "write:pets" not in principal.scopes:
+        raise Forbidden("Managing pets requires the write:pets scope (shelter staff).")
+
+
+def _check_query(query: PetQuery) -> None:
+    errors = []
+    if query.min_age is not None and query.max_age is not None and query.min_age > query.max_age:
+        errors.append(FieldError("minAge", "must not be greater than maxAge", "range"))
+    if (
+        query.min_price is not None
+        and query.max_price is not None
+        and query.min_price > query.max_price
+    ):
+        errors.append(FieldError("minPrice", "must not be greater than maxPrice", "range"))
+    if query.sort not in SORT_COLUMNS:
+        errors.append(FieldError("sort", f"unknown sort field {query.sort!r}", "enum"))
+    if errors:
+        raise InvalidInput(errors)
+
+
+def _filters(query: PetQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    for column, values in (
+        (Pet.species, query.species),
+        (Pet.status, query.status),
+        (Pet.size, query.size),
+        (Pet.gender, query.gender),
+    ):
+        if values:
+            conditions.append(column.in_(values))
+    if query.good_with_kids is not None:
+        conditions.append(Pet.good_with_kids.is_(query.good_with_kids))
+    if query.good_with_pets is not None:
+        conditions.append(Pet.good_with_pets.is_(query.good_with_pets))
+    if query.min_age is not None:
+        conditions.append(Pet.age_months >= query.min_age)
+    if query.max_age is not None:
+        conditions.append(Pet.age_months <= query.max_age)
+    if query.min_price is not None:
+        conditions.append(Pet.price >= query.min_price)
+    if query.max_price is not None:
+        conditions.append(Pet.price <= query.max_price)
+    if query.name:
+        conditions.append(func.lower(Pet.name).contains(query.name.lower(), autoescape=True))
+    return conditions
+
+
+async def list_pets(db: Database, tenant: str, query: PetQuery) -> Page[Pet]:
+    """Filtered, sorted, paginated pets of one tenant. Raises InvalidInput for bad ranges."""
+    _check_query(query)
+    limit = min(max(query.limit, 1), MAX_PAGE_SIZE)
+    page = max(query.page, 1)
+    conditions = _filters(query)
+    column = SORT_COLUMNS[query.sort]
+    order = (column.desc(), Pet.id.desc()) if query.descending else (column.asc(), Pet.id.asc())
+    async with db.session(tenant) as session:
+        total = await session.scalar(select(func.count()).select_from(Pet).where(*conditions))
+        rows = await session.scalars(
+            select(Pet).where(*conditions).order_by(*order).offset((page - 1) * limit).limit(limit)
+        )
+        items = list(rows)
+    return Page(items=items, total=total or 0, page=page, limit=limit)
+
+
+async def get_pet(db: Database, tenant: str, pet_id: uuid.UUID) -> Pet:
+    """Raises NotFound."""
+    async with db.session(tenant) as session:
+        pet = await session.get(Pet, pet_id)
+        if pet is None:
+            raise NotFound("pet", pet_id)
+        return pet
+
+
+def _apply(pet: Pet, data: PetData) -> None:
+    pet.name = data.name
+    pet.species = data.species
+    pet.age_months = data.age_months
+    pet.price = data.price
+    pet.currency = data.currency
+    pet.status = data.status
+    pet.breed = data.breed
+    pet.size = data.size
+    pet.color = data.color
+    pet.gender = data.gender
+    pet.good_with_kids = data.good_with_kids
+    pet.good_with_pets = data.good_with_pets
+    pet.description = data.description
+    pet.medical_info = data.medical_info
+
+
+async def create_pet(db: Database, principal: Principal, data: PetData) -> Pet:
+    """Raises Forbidden without write:pets."""
+    _require_writer(principal)
+    pet = Pet(photos=[], version=1)
+    _apply(pet, data)
+    now = utcnow()
+    pet.created_at = pet.updated_at = now
+    async with db.session(principal.tenant, write=True) as session:
+        session.add(pet)
+    return pet
+
+
+async def replace_pet(
+    db: Database,
+    principal: Principal,
+    pet_id: uuid.UUID,
+    data: PetData,
+    if_match: frozenset[int] | None = None,
+) -> Pet:
+    """Full replacement of the writable fields. ``if_match`` is the set of versions the caller
+    accepts (None: unconditional). Raises Forbidden, NotFound, PreconditionFailed."""
+    _require_writer(principal)
+    async with db.session(principal.tenant, write=True) as session:
+        pet = await session.get(Pet, pet_id, with_for_update=True)
+        if pet is None:
+            raise NotFound("pet", pet_id)
+        if if_match is not None and pet.version not in if_match:
+            raise PreconditionFailed(
+                "The pet was changed since you read it; fetch it again and retry with its ETag."
+            )
+        _apply(pet, data)
+        pet.version += 1
+        pet.updated_at = utcnow()
+    return pet
+
+
+async def delete_pet(db: Database, principal: Principal, pet_id: uuid.UUID) -> None:
+    """Raises Forbidden, NotFound."""
+    _require_writer(principal)
+    async with db.session(principal.tenant, write=True) as session:
+        pet = await session.get(Pet, pet_id)
+        if pet is None:
+            raise NotFound("pet", pet_id)
+        await session.delete(pet)

@@ -1,0 +1,43 @@
+"""Who is calling: one Principal, built by auth/ from any credential and handed to services."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from models.base import SHARED_POOL
+
+ADMIN_SCOPE = "admin"
+
+USER_SCOPES = frozenset(
+    {"read:pets", "read:orders", "write:orders", "read:user", "write:user", "chat:write"}
+)
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "user": USER_SCOPES,
+    "admin": USER_SCOPES | {"write:pets", ADMIN_SCOPE},
+}
+"""Roles decide scopes. A user adopts, orders and chats; an admin (shelter staff) also manages the
+catalogue (write:pets) and the Admin API (admin). Documented in spec/openapi.yaml info."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: uuid.UUID | None
+    role: str
+    scopes: frozenset[str]
+    tenant: str = SHARED_POOL
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin" and ADMIN_SCOPE in self.scopes
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.subject is not None
+
+    def can_access_user(self, user_id: uuid.UUID) -> bool:
+        return self.is_admin or self.subject == user_id
+
+
+def anonymous(tenant: str = SHARED_POOL) -> Principal:
+    return Principal(subject=None, role="anonymous", scopes=frozenset(), tenant=tenant)

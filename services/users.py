@@ -1,0 +1,171 @@
+"""User accounts and credential checks.
+
+Rules: registration is public; a user reads, changes and deletes only their own account (admins
+any account in their tenant); someone else's account is reported as not found, never shown.
+Usernames and emails are unique per tenant. Repeated login failures are throttled."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import User
+from models.base import utcnow
+from models.database import Database
+from services.errors import AuthenticationFailed, Conflict, NotFound
+from services.passwords import hash_password, verify_password
+from services.principal import Principal
+from services.throttle import FailureThrottle
+
+
+@dataclass(frozen=True)
+class UserData:
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None = None
+    preferences: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class NewUser(UserData):
+    password: str = ""
+
+
+async def _ensure_unique(
+    session: AsyncSession, username: str, email: str, exclude: uuid.UUID | None = None
+) -> None:
+    stmt = select(User.username, User.email).where(
+        or_(func.lower(User.username) == username.lower(), func.lower(User.email) == email.lower())
+    )
+    if exclude is not None:
+        stmt = stmt.where(User.id != exclude)
+    for existing_username, existing_email in (await session.execute(stmt)).all():
+        if existing_username.lower() == username.lower():
+            raise Conflict(f"The username '{username}' is already taken.", field="username")
+        if existing_email.lower() == email.lower():
+            raise Conflict("An account with this email already exists.", field="email")
+
+
+async def register(db: Database, tenant: str, data: NewUser, role: str = "user") -> User:
+    """Create an account with a hashed password. Raises Conflict on a duplicate username/email."""
+    password_hash = await hash_password(data.password)
+    now = utcnow()
+    user = User(
+        username=data.username,
+        email=data.email,
+        first_name=data.first_name,
+        last_name=data.last_name,
+        phone=data.phone,
+        preferences=data.preferences,
+        password_hash=password_hash,
+        role=role,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        async with db.session(tenant, write=True) as session:
+            await _ensure_unique(session, data.username, data.email)
+            session.add(user)
+    except IntegrityError as exc:  # lost a race with a concurrent registration
+        raise Conflict("The username or email is already taken.") from exc
+    return user
+
+
+async def _load_accessible(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
+    if not principal.can_access_user(user_id):
+        raise NotFound("user", user_id)
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("user", user_id)
+    return user
+
+
+async def get_user(db: Database, principal: Principal, user_id: uuid.UUID) -> User:
+    """Own account (or any, for admins). Raises NotFound otherwise."""
+    async with db.session(principal.tenant) as session:
+        return await _load_accessible(session, principal, user_id)
+
+
+async def update_user(
+    db: Database, principal: Principal, user_id: uuid.UUID, data: UserData
+) -> User:
+    """Replace profile fields. Raises NotFound, Conflict."""
+    try:
+        async with db.session(principal.tenant, write=True) as session:
+            user = await _load_accessible(session, principal, user_id)
+            await _ensure_unique(session, data.username, data.email, exclude=user.id)
+            user.username = data.username
+            user.email = data.email
+            user.first_name = data.first_name
+            user.last_name = data.last_name
+            user.phone = data.phone
+            user.preferences = data.preferences
+            user.version += 1
+            user.updated_at = utcnow()
+    except IntegrityError as exc:
+        raise Conflict("The username or email is already taken.") from exc
+    return user
+
+
+async def delete_user(db: Database, principal: Principal, user_id: uuid.UUID) -> None:
+    """Raises NotFound."""
+    async with db.session(principal.tenant, write=True) as session:
+        user = await _load_accessible(session, principal, user_id)
+        await session.delete(user)
+
+
+async def authenticate(
+    db: Database,
+    tenant: str,
+    username: str,
+    password: str,
+    throttle: FailureThrottle,
+    client: str,
+) -> User:
+    """Check credentials. An unknown user and a wrong password raise the same
+    AuthenticationFailed (and take the same time); repeated failures per username and per client
+    raise TooManyAttempts until the window ends."""
+    keys = (f"login:user:{tenant}:{username.lower()}", f"login:client:{client}")
+    await throttle.check(*keys)
+    async with db.session(tenant) as session:
+        user = await session.scalar(
+            select(User).where(func.lower(User.username) == username.lower())
+        )
+    ok = await verify_password(user.password_hash if user else None, password)
+    if user is None or not ok:
+        await throttle.failed(*keys)
+        raise AuthenticationFailed("Invalid username or password.")
+    await throttle.succeeded(keys[0])
+    return user
+
+
+async def ensure_admin(
+    db: Database, tenant: str, username: str, password: str, email: str | None = None
+) -> User:
+    """Create or update an admin account (startup, from PETSTORE_ADMIN_* settings)."""
+    password_hash = await hash_password(password)
+    async with db.session(tenant, write=True) as session:
+        user = await session.scalar(select(User).where(User.username == username))
+        now = utcnow()
+        if user is None:
+            user = User(
+                username=username,
+                email=email or f"{username}@admin.petstore.local",
+                first_name="Shelter",
+                last_name="Admin",
+                created_at=now,
+                version=1,
+            )
+            session.add(user)
+        user.password_hash = password_hash
+        user.role = "admin"
+        user.updated_at = now
+    return user

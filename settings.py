@@ -1,0 +1,87 @@
+"""Configuration: one immutable Settings object built from the environment.
+
+Nothing here runs at import; ``Settings.from_env()`` is called by the app factory or the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _load_or_create_secret(path: Path) -> str:
+    """Embedded default: a random signing key generated once and kept under var/ (mode 0600)."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    jwt_secret: str
+    var_dir: Path = ROOT / "var"
+    jwt_issuer: str = "https://petstoreapi.com"
+    token_ttl_seconds: int = 24 * 3600
+    rate_limit_per_minute: int = 600
+    redis_url: str | None = None
+    validate_responses: bool = True
+    max_body_bytes: int = 1024 * 1024
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
+    admin_username: str | None = None
+    admin_password: str | None = None
+    admin_email: str | None = None
+    seed_demo_data: bool = False
+    log_json: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        var_dir = Path(env.get("PETSTORE_VAR_DIR", str(ROOT / "var")))
+        database_url = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / 'petstore.db'}"
+        secret = env.get("PETSTORE_JWT_SECRET") or _load_or_create_secret(var_dir / "jwt-secret")
+        return cls(
+            database_url=normalize_database_url(database_url),
+            jwt_secret=secret,
+            var_dir=var_dir,
+            token_ttl_seconds=int(env.get("PETSTORE_TOKEN_TTL", 24 * 3600)),
+            rate_limit_per_minute=int(env.get("PETSTORE_RATE_LIMIT", 600)),
+            redis_url=env.get("REDIS_URL") or None,
+            validate_responses=_bool(env.get("PETSTORE_VALIDATE_RESPONSES"), True),
+            max_body_bytes=int(env.get("PETSTORE_MAX_BODY_BYTES", 1024 * 1024)),
+            login_max_failures=int(env.get("PETSTORE_LOGIN_MAX_FAILURES", 5)),
+            admin_username=env.get("PETSTORE_ADMIN_USERNAME") or None,
+            admin_password=env.get("PETSTORE_ADMIN_PASSWORD") or None,
+            admin_email=env.get("PETSTORE_ADMIN_EMAIL") or None,
+            seed_demo_data=_bool(env.get("PETSTORE_SEED_DEMO"), False),
+            log_json=_bool(env.get("PETSTORE_LOG_JSON"), True),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain ``sqlite:///`` and ``postgresql://`` URLs and pick the async drivers."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url

@@ -1,0 +1,1 @@
+"""HTTP infrastructure for the REST adapter: validators, middleware, problem responses."""

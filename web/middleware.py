@@ -1,0 +1,247 @@
+"""ASGI middleware placed in front of Connexion's exception handling.
+
+- RequestContext: puts the container in the scope, assigns X-Request-ID, logs one JSON line.
+- RateLimit: fixed one-minute window per client (token subject, else IP), IETF RateLimit-*
+  headers on every response, 429 + Retry-After over budget; in-process or Redis.
+- RequestGuard: the spec's method table (405 with a correct Allow), Accept (406), the
+  QUERY method for /pets/search, and the body-size limit (413) checked on Content-Length and
+  again while the body streams in, before anything buffers it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from connexion.exceptions import ProblemException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.container import SCOPE_KEY, Container
+from web.problems import send_problem
+
+access_log = logging.getLogger("petstore.access")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, container: Container) -> None:
+        self.app = app
+        self.container = container
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        scope[SCOPE_KEY] = self.container
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, b"x-request-id")
+        if not request_id or len(request_id) > 64 or not request_id.isascii():
+            request_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RateLimitMiddleware:
+    WINDOW = 60
+
+    def __init__(self, app: ASGIApp, container: Container, prefix: str = "/v1") -> None:
+        self.app = app
+        self.container = container
+        self.limit = container.settings.rate_limit_per_minute
+        self.prefix = prefix
+
+    def _client_key(self, scope: Scope) -> str:
+        auth = _header(scope, b"authorization")
+        if auth and auth[:7].lower() == "bearer ":
+            claims = self.container.tokens.verify(auth[7:].strip())
+            if claims:
+                return f"sub:{claims.get('tid', '')}:{claims['sub']}"
+        client = scope.get("client")
+        return f"ip:{client[0] if client else 'unknown'}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.limit <= 0 or scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        count, reset = await self.container.counters.increment(
+            "rl:" + self._client_key(scope), self.WINDOW
+        )
+        remaining = max(self.limit - count, 0)
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(reset),
+            "RateLimit-Policy": f"{self.limit};w={self.WINDOW}",
+        }
+        if count > self.limit:
+            await send_problem(
+                send,
+                429,
+                f"Rate limit exceeded. Please wait {reset} seconds before making another request.",
+                headers={**headers, "Retry-After": str(reset)},
+                instance=scope["path"],
+            )
+            return
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *raw]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyTooLarge(ProblemException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            status=413,
+            title="Payload Too Large",
+            detail=f"The request body exceeds the limit of {limit} bytes.",
+        )
+
+
+_JSON_TYPES = ("application/json", "application/problem+json")
+
+
+def _acceptable(accept: str | None) -> bool:
+    if not accept:
+        return True
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        media = media.strip().lower()
+        if re.search(r"(^|;)\s*q\s*=\s*0(\.0*)?\s*($|;)", params):
+            continue
+        if media in ("*/*", "application/*", *_JSON_TYPES) or media.endswith("+json"):
+            return True
+    return False
+
+
+class RequestGuard:
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: Iterable[tuple[str, set[str]]],
+        max_body_bytes: int,
+        base_path: str = "/v1",
+        query_paths: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.routes = [(self._compile(base_path + path), methods) for path, methods in routes]
+        self.query_paths = {base_path + p for p in query_paths}
+
+    @staticmethod
+    def _compile(template: str) -> re.Pattern[str]:
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        return re.compile(f"^{pattern}$")
+
+    def _methods(self, path: str) -> set[str] | None:
+        for regex, methods in self.routes:
+            if regex.match(path):
+                return methods
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        if method == "QUERY" and path in self.query_paths:
+            scope = {**scope, "method": "POST"}
+            method = "POST"
+        methods = self._methods(path)
+        if methods is not None:
+            allowed = methods | ({"HEAD"} if "GET" in methods else set())
+            if method not in allowed:
+                await send_problem(
+                    send,
+                    405,
+                    f"Method {method} is not allowed on {path}.",
+                    headers={"Allow": ", ".join(sorted(methods))},
+                    instance=path,
+                )
+                return
+            if not _acceptable(_header(scope, b"accept")):
+                await send_problem(
+                    send,
+                    406,
+                    "This operation only produces application/json "
+                    "(errors: application/problem+json).",
+                    instance=path,
+                )
+                return
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await send_problem(send, 400, "Invalid Content-Length header.", instance=path)
+                return
+            if int(declared) > self.max_body:
+                await send_problem(
+                    send,
+                    413,
+                    f"The request body exceeds the limit of {self.max_body} bytes.",
+                    instance=path,
+                )
+                return
+        await self.app(scope, self._limited(receive), send)
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+        limit = self.max_body
+
+        async def receive_limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return receive_limited
+
+
+def spec_routes(spec: dict[str, Any]) -> list[tuple[str, set[str]]]:
+    verbs = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
+    return [
+        (path, {m.upper() for m in item if m in verbs})
+        for path, item in spec.get("paths", {}).items()
+    ]

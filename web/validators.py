@@ -1,0 +1,281 @@
+"""Compiled request/response validators for Connexion's documented ``validator_map``.
+
+Why: Connexion's defaults rebuild a pure-Python Draft 4 validator on every request (response
+validation measured at 0.07x bare Starlette), skip the uuid/uri/date formats, and wrongly require
+readOnly properties in requests. These compile each schema once with jsonschema-rs, apply the
+OpenAPI 3.0 rules (nullable, readOnly in requests, writeOnly in responses), and report every bad
+field in ``errors[]``.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import jsonschema_rs
+import orjson
+from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import BadRequestProblem, NonConformingResponseBody
+from connexion.lifecycle import ConnexionRequest
+from connexion.utils import coerce_type
+from connexion.validators import (
+    FormDataValidator,
+    JSONRequestBodyValidator,
+    JSONResponseBodyValidator,
+    MultiPartFormDataValidator,
+    ParameterValidator,
+    TextResponseBodyValidator,
+)
+from starlette.types import Scope
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_OAS_ONLY = {
+    "nullable",
+    "readOnly",
+    "writeOnly",
+    "example",
+    "examples",
+    "xml",
+    "externalDocs",
+    "deprecated",
+    "discriminator",
+    "x-apidog-orders",
+    "x-apidog-folder",
+}
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+
+
+class ValidationProblem(BadRequestProblem):
+    """400 whose ``errors`` lists each bad field (rendered by web.problems)."""
+
+    def __init__(self, errors: list[dict[str, str]], detail: str | None = None) -> None:
+        detail = detail or "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        super().__init__(detail=detail)
+        self.title = "Validation Error"
+        self.ext = {"errors": errors}
+
+
+def to_jsonschema(schema: t.Any, mode: str) -> t.Any:
+    """OpenAPI 3.0 Schema Object → Draft 4 JSON Schema for ``mode`` 'request' or 'response'."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, t.Any] = {}
+    hidden = "readOnly" if mode == "request" else "writeOnly"
+    for key, value in schema.items():
+        if key in _OAS_ONLY or key.startswith("x-"):
+            continue
+        if key == "properties":
+            props: dict[str, t.Any] = {}
+            for name, sub in value.items():
+                if isinstance(sub, dict) and sub.get(hidden):
+                    props[name] = {"not": {}} if mode == "response" else {}
+                else:
+                    props[name] = to_jsonschema(sub, mode)
+            out[key] = props
+        elif key in ("items", "not") or (key == "additionalProperties" and isinstance(value, dict)):
+            out[key] = to_jsonschema(value, mode)
+        elif key in _SUBSCHEMA_LISTS:
+            out[key] = [to_jsonschema(s, mode) for s in value]
+        elif key == "components":
+            out[key] = {
+                "schemas": {n: to_jsonschema(s, mode) for n, s in value.get("schemas", {}).items()}
+            }
+        else:
+            out[key] = value
+    if "required" in out and isinstance(schema.get("properties"), dict):
+        props = schema["properties"]
+        out["required"] = [
+            r
+            for r in out["required"]
+            if not (isinstance(props.get(r), dict) and props[r].get(hidden))
+        ]
+        if not out["required"]:
+            del out["required"]
+    if schema.get("format") == "uuid" and schema.get("type") == "string":
+        out.setdefault("pattern", UUID_PATTERN)
+    if schema.get("nullable"):
+        if "type" in out:
+            out["type"] = [out["type"], "null"]
+            if "enum" in out:
+                out["enum"] = [*out["enum"], None]
+        else:
+            out = {"anyOf": [{"type": "null"}, out]}
+    return out
+
+
+_cache: dict[tuple[int, str], tuple[t.Any, t.Any]] = {}
+
+
+def compiled(schema: dict[str, t.Any], mode: str) -> t.Any:
+    """Compile once per (schema object, mode); Connexion hands the same dict on every request."""
+    key = (id(schema), mode)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    validator = jsonschema_rs.Draft4Validator(to_jsonschema(schema, mode), validate_formats=True)
+    _cache[key] = (schema, validator)
+    return validator
+
+
+def _field_name(error: t.Any) -> str:
+    path = [str(p) for p in error.instance_path]
+    kind = error.kind
+    if type(kind).__name__ == "Required":
+        path.append(str(kind.property))
+    elif type(kind).__name__ == "AdditionalProperties" and kind.unexpected:
+        path.append(str(kind.unexpected[0]))
+    return ".".join(path) or "body"
+
+
+def _code(error: t.Any) -> str:
+    name = type(error.kind).__name__
+    return {
+        "Required": "required",
+        "AdditionalProperties": "unknown_field",
+        "Type": "type",
+        "Enum": "enum",
+        "Format": "format",
+        "Pattern": "pattern",
+    }.get(name, name[0].lower() + name[1:] if name else "invalid")
+
+
+def collect_errors(validator: t.Any, instance: t.Any, prefix: str = "") -> list[dict[str, str]]:
+    errors = []
+    for error in validator.iter_errors(instance):
+        name = _field_name(error)
+        errors.append(
+            {
+                "field": f"{prefix}{name}" if name != "body" or not prefix else prefix.rstrip("."),
+                "message": error.message,
+                "code": _code(error),
+            }
+        )
+        if len(errors) >= 20:
+            break
+    return errors
+
+
+class FastJSONRequestBodyValidator(JSONRequestBodyValidator):
+    async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> t.Any:
+        raw = b"".join([chunk async for chunk in stream])
+        if not raw:
+            return None
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationProblem(
+                [
+                    {
+                        "field": "body",
+                        "message": "Request body is not valid UTF-8.",
+                        "code": "encoding",
+                    }
+                ]
+            ) from None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationProblem(
+                [{"field": "body", "message": f"Malformed JSON: {exc}", "code": "malformed"}]
+            ) from None
+
+    def _validate(self, body: t.Any) -> dict[str, t.Any] | None:
+        if not self._nullable and body is None:
+            raise ValidationProblem(
+                [{"field": "body", "message": "Request body must not be empty", "code": "required"}]
+            )
+        validator = compiled(self._schema, "request")
+        if not validator.is_valid(body):
+            raise ValidationProblem(collect_errors(validator, body))
+        return None
+
+
+class FastJSONResponseBodyValidator(JSONResponseBodyValidator):
+    def _parse(self, stream: t.Generator[bytes, None, None]) -> t.Any:
+        raw = b"".join(stream)
+        if not raw:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise NonConformingResponseBody(str(exc)) from None
+
+    def _validate(self, body: t.Any) -> dict[str, t.Any] | None:
+        validator = compiled(self._schema, "response")
+        if not validator.is_valid(body):
+            errors = collect_errors(validator, body)
+            raise NonConformingResponseBody(
+                detail="Response body does not conform to specification: "
+                + "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            )
+        return None
+
+
+class FieldParameterValidator(ParameterValidator):
+    """Validates every parameter and reports them all, each named, in one 400."""
+
+    def _check(self, where: str, param: dict[str, t.Any], raw: t.Any) -> dict[str, str] | None:
+        name = param["name"]
+        if raw is None:
+            if param.get("required"):
+                return {
+                    "field": name,
+                    "message": f"Missing {where} parameter '{name}'",
+                    "code": "required",
+                }
+            return None
+        schema = param.get("schema", {})
+        try:
+            value = coerce_type(param, raw, where, name)
+        except Exception:  # noqa: BLE001 - any coercion failure is a bad value
+            return {"field": name, "message": f"Invalid value {raw!r}", "code": "type"}
+        validator = compiled(schema, "request")
+        if not validator.is_valid(value):
+            error = next(iter(validator.iter_errors(value)))
+            return {"field": name, "message": error.message, "code": _code(error)}
+        return None
+
+    def validate_request(self, request: ConnexionRequest) -> None:
+        errors: list[dict[str, str]] = []
+        if self.strict_validation:
+            extra = self.validate_query_parameter_list(
+                request, security_params=self.security_query_params
+            )
+            errors.extend(
+                {"field": name, "message": "Unknown query parameter", "code": "unknown_field"}
+                for name in sorted(extra)
+            )
+        query = request.query_params
+        for param in self.parameters.get("query", []):
+            error = self._check("query", param, query.get(param["name"]))
+            if error:
+                errors.append(error)
+        for where, source in (("path", request.path_params), ("header", request.headers)):
+            for param in self.parameters.get(where, []):
+                key = param["name"].replace("-", "_") if where == "path" else param["name"]
+                error = self._check(where, param, source.get(key))
+                if error:
+                    errors.append(error)
+        if errors:
+            raise ValidationProblem(errors)
+
+
+def validator_map() -> dict[str, t.Any]:
+    return {
+        "parameter": FieldParameterValidator,
+        "body": MediaTypeDict(
+            {
+                "*/*json": FastJSONRequestBodyValidator,
+                "application/x-www-form-urlencoded": FormDataValidator,
+                "multipart/form-data": MultiPartFormDataValidator,
+            }
+        ),
+        "response": MediaTypeDict(
+            {
+                "*/*json": FastJSONResponseBodyValidator,
+                "text/plain": TextResponseBodyValidator,
+            }
+        ),
+    }
+
+
+__all__ = ["ValidationProblem", "validator_map"]
