@@ -68,7 +68,9 @@ def load_spec(path: Path = SPEC_PATH) -> dict[str, Any]:
 
 def build_container(settings: Settings) -> Container:
     counters: Any = (
-        RedisCounterStore(settings.redis_url) if settings.redis_url else MemoryCounterStore()
+        RedisCounterStore(settings.redis_url, settings.redis_prefix)
+        if settings.redis_url
+        else MemoryCounterStore()
     )
     return Container(
         settings=settings,

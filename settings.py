@@ -40,6 +40,7 @@ class Settings:
     token_ttl_seconds: int = 24 * 3600
     rate_limit_per_minute: int = 600
     redis_url: str | None = None
+    redis_prefix: str = "petstore:"
     validate_responses: bool = True
     max_body_bytes: int = 1024 * 1024
     login_max_failures: int = 5
@@ -64,6 +65,7 @@ class Settings:
             token_ttl_seconds=int(env.get("PETSTORE_TOKEN_TTL", 24 * 3600)),
             rate_limit_per_minute=int(env.get("PETSTORE_RATE_LIMIT", 600)),
             redis_url=env.get("REDIS_URL") or None,
+            redis_prefix=env.get("PETSTORE_REDIS_PREFIX", "petstore:"),
             validate_responses=_bool(env.get("PETSTORE_VALIDATE_RESPONSES"), True),
             max_body_bytes=int(env.get("PETSTORE_MAX_BODY_BYTES", 1024 * 1024)),
             login_max_failures=int(env.get("PETSTORE_LOGIN_MAX_FAILURES", 5)),

@@ -16,6 +16,7 @@ from connexion.exceptions import (
 )
 from connexion.lifecycle import ConnexionRequest
 from connexion.lifecycle import ConnexionResponse as Response
+from starlette.exceptions import HTTPException
 
 from services.errors import (
     AuthenticationFailed,
@@ -72,13 +73,14 @@ def on_domain_error(request: ConnexionRequest, exc: DomainError) -> Response:
     )
 
 
-def on_problem(request: ConnexionRequest, exc: ProblemException) -> Response:
-    status = exc.status
+def on_problem(request: ConnexionRequest, exc: HTTPException) -> Response:
+    """Connexion's problems and Starlette HTTP errors (e.g. its 403 scope error) in our format."""
+    status = exc.status_code
     if isinstance(exc, NonConformingResponse) or status >= 500:
         log.error("server problem: %s", exc.detail, extra={"path": request.url.path})
         return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
     headers = dict(exc.headers or {})
-    ext: dict[str, Any] = exc.ext or {}
+    ext: dict[str, Any] = getattr(exc, "ext", None) or {}
     errors = ext.get("errors")
     slug = None
     title = None
@@ -122,6 +124,7 @@ def on_unexpected(request: ConnexionRequest, exc: Exception) -> Response:
 
 def register(app: Any) -> None:
     app.add_error_handler(DomainError, on_domain_error)
+    app.add_error_handler(HTTPException, on_problem)
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(UnicodeDecodeError, on_unicode_error)
     app.add_error_handler(Exception, on_unexpected)

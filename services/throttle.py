@@ -27,10 +27,12 @@ class FailureThrottle:
         self.max_failures = max_failures
         self.window_seconds = window_seconds
 
-    async def check(self, *keys: str) -> None:
+    async def check(self, *keys: str, factor: int = 1) -> None:
+        """Raise TooManyAttempts if any key reached ``factor`` times max_failures in the window."""
+        limit = self.max_failures * factor
         for key in keys:
             count, reset = await self.store.peek(key)
-            if self.max_failures and count >= self.max_failures:
+            if limit and count >= limit:
                 raise TooManyAttempts(retry_after=max(reset, 1))
 
     async def failed(self, *keys: str) -> None:

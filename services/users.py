@@ -22,6 +22,9 @@ from services.passwords import hash_password, verify_password
 from services.principal import Principal
 from services.throttle import FailureThrottle
 
+CLIENT_FACTOR = 10
+"""One client address may fail ten times as often as one username (shared NATs, kiosks)."""
+
 
 @dataclass(frozen=True)
 class UserData:
@@ -131,10 +134,13 @@ async def authenticate(
     client: str,
 ) -> User:
     """Check credentials. An unknown user and a wrong password raise the same
-    AuthenticationFailed (and take the same time); repeated failures per username and per client
-    raise TooManyAttempts until the window ends."""
-    keys = (f"login:user:{tenant}:{username.lower()}", f"login:client:{client}")
-    await throttle.check(*keys)
+    AuthenticationFailed (and take the same time). Failures are counted per username and per
+    client; at the throttle's limit for a username (ten times that for one client, which may
+    front many users) TooManyAttempts is raised until the window ends."""
+    user_key, client_key = f"login:user:{tenant}:{username.lower()}", f"login:client:{client}"
+    keys = (user_key, client_key)
+    await throttle.check(user_key)
+    await throttle.check(client_key, factor=CLIENT_FACTOR)
     async with db.session(tenant) as session:
         user = await session.scalar(
             select(User).where(func.lower(User.username) == username.lower())
@@ -143,7 +149,7 @@ async def authenticate(
     if user is None or not ok:
         await throttle.failed(*keys)
         raise AuthenticationFailed("Invalid username or password.")
-    await throttle.succeeded(keys[0])
+    await throttle.succeeded(user_key)
     return user
 
 

@@ -221,7 +221,46 @@ class RequestGuard:
                     instance=path,
                 )
                 return
+        elif _header(scope, b"transfer-encoding"):
+            await self._chunked(scope, receive, send)
+            return
         await self.app(scope, self._limited(receive), send)
+
+    async def _chunked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A chunked body has no Content-Length, which Connexion treats as no body at all. Read it
+        here, counting, stop at the limit (413), and hand it on with its length."""
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await send_problem(
+                    send,
+                    413,
+                    f"The request body exceeds the limit of {self.max_body} bytes.",
+                    instance=scope["path"],
+                )
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        headers = [(k, v) for k, v in scope["headers"] if k != b"transfer-encoding"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app({**scope, "headers": headers}, replay, send)
 
     def _limited(self, receive: Receive) -> Receive:
         seen = 0

@@ -1,0 +1,72 @@
+"""Per-client rate limiting with IETF RateLimit headers: in-process, and shared through Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from app import create_app
+from settings import Settings
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _client(settings: Settings, **overrides: Any) -> Generator[TestClient, None, None]:
+    app = create_app(settings.with_overrides(**overrides))
+    with app.test_client() as client:
+        yield client
+
+
+@pytest.fixture
+def limited(settings: Settings) -> Iterator[TestClient]:
+    yield from _client(settings, rate_limit_per_minute=3)
+
+
+class TestInProcess:
+    def test_headers_count_down_then_429_with_retry_after(self, limited: TestClient) -> None:
+        remaining = [limited.get("/v1/pets").headers["ratelimit-remaining"] for _ in range(3)]
+        assert remaining == ["2", "1", "0"]
+        r = limited.get("/v1/pets")
+        assert r.status_code == 429
+        assert r.headers["ratelimit-limit"] == "3"
+        assert 0 < int(r.headers["retry-after"]) <= 60
+        assert r.headers["ratelimit-policy"] == "3;w=60"
+        assert r.json()["type"] == "https://petstoreapi.com/errors/rate-limit-exceeded"
+        assert r.json()["title"] == "Too Many Requests"
+
+    def test_clients_have_separate_budgets(self, settings: Settings, limited: TestClient) -> None:
+        for _ in range(4):
+            limited.get("/v1/pets")
+        assert limited.get("/v1/pets").status_code == 429
+        other = limited.get("/v1/pets", headers={"Authorization": "Bearer not-a-token"})
+        assert other.status_code == 429  # an invalid token does not buy a fresh budget
+
+    def test_zero_turns_limiting_off(self, settings: Settings) -> None:
+        for client in _client(settings, rate_limit_per_minute=0):
+            for _ in range(5):
+                r = client.get("/v1/pets")
+                assert r.status_code == 200
+                assert "ratelimit-limit" not in r.headers
+
+
+@pytest.mark.redis
+class TestRedis:
+    def test_two_workers_share_one_budget(self, settings: Settings) -> None:
+        prefix = f"test:{uuid.uuid4().hex}:"
+        first = _client(settings, rate_limit_per_minute=4, redis_url=REDIS_URL, redis_prefix=prefix)
+        second = _client(
+            settings, rate_limit_per_minute=4, redis_url=REDIS_URL, redis_prefix=prefix
+        )
+        a, b = next(first), next(second)
+        try:
+            statuses = [c.get("/v1/pets").status_code for c in (a, b, a, b, a)]
+            assert statuses == [200, 200, 200, 200, 429]
+            assert b.get("/v1/pets").headers["ratelimit-remaining"] == "0"
+        finally:
+            for gen in (first, second):
+                gen.close()

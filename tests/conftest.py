@@ -1,0 +1,195 @@
+"""Shared fixtures: one migrated database per test session (SQLite file, or the PostgreSQL at
+DATABASE_URL with a clean schema), the real Connexion app, and helpers that talk to it over HTTP.
+
+Tests isolate their data by working in a fresh tenant (X-Tenant-ID) each, so no table is
+truncated between tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.testclient import TestClient
+
+from app import create_app
+from manage import migrate
+from models import User
+from models.database import Database
+from settings import Settings, normalize_database_url
+
+ADMIN = ("admin", "admin-password-1")
+PASSWORD = "correct-horse-42"
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+def make_settings(var_dir: Any, **env: str) -> Settings:
+    url = normalize_database_url(
+        os.environ.get("DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir}/test.db"
+    )
+    base = {
+        "PETSTORE_VAR_DIR": str(var_dir),
+        "DATABASE_URL": url,
+        "PETSTORE_RATE_LIMIT": "100000",
+        "PETSTORE_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256",
+        "PETSTORE_ADMIN_USERNAME": ADMIN[0],
+        "PETSTORE_ADMIN_PASSWORD": ADMIN[1],
+    }
+    base.update(env)
+    return Settings.from_env(base)
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    s = make_settings(tmp_path_factory.mktemp("var"))
+    if s.database_url.startswith("postgresql"):
+        asyncio.run(_reset_postgres(s.database_url))
+    migrate(s)
+    return s
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Any:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def client(app: Any) -> Iterator[TestClient]:
+    with app.test_client() as c:
+        yield c
+
+
+def run_db(settings: Settings, fn: Any) -> Any:
+    """Run ``await fn(db)`` on a private Database (the app's engine lives on another loop)."""
+
+    async def _go() -> Any:
+        db = Database(settings.database_url)
+        try:
+            return await fn(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(_go())
+
+
+class Api:
+    """A caller in one tenant. Registers users and gets tokens through the API itself."""
+
+    def __init__(self, client: TestClient, settings: Settings, tenant: str | None) -> None:
+        self.client = client
+        self.settings = settings
+        self.tenant = tenant
+        self._tokens: dict[str, str] = {}
+
+    def headers(self, token: str | None = None, **extra: str) -> dict[str, str]:
+        h = dict(extra)
+        if self.tenant:
+            h["X-Tenant-ID"] = self.tenant
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        return h
+
+    def request(self, method: str, path: str, token: str | None = None, **kw: Any) -> Any:
+        headers = {**self.headers(token), **kw.pop("headers", {})}
+        return self.client.request(method, "/v1" + path, headers=headers, **kw)
+
+    def register(self, username: str | None = None, **fields: Any) -> dict[str, Any]:
+        username = username or f"u{uuid.uuid4().hex[:10]}"
+        body = {
+            "username": username,
+            "email": f"{username}@example.com",
+            "password": PASSWORD,
+            "firstName": "Test",
+            "lastName": "User",
+            **fields,
+        }
+        r = self.request("POST", "/users", json=body)
+        assert r.status_code == 201, r.text
+        user: dict[str, Any] = r.json()
+        return user
+
+    def login(self, username: str, password: str = PASSWORD) -> str:
+        r = self.request("POST", "/auth/tokens", json={"username": username, "password": password})
+        assert r.status_code == 201, r.text
+        token: str = r.json()["token"]
+        return token
+
+    def user_token(self) -> tuple[dict[str, Any], str]:
+        user = self.register()
+        return user, self.login(user["username"])
+
+    def admin_token(self) -> str:
+        if "admin" not in self._tokens:
+            user = self.register()
+            tenant = self.tenant or ""
+
+            async def promote(db: Database) -> None:
+                async with db.session(tenant, write=True) as s:
+                    await s.execute(
+                        update(User).where(User.id == uuid.UUID(user["id"])).values(role="admin")
+                    )
+
+            run_db(self.settings, promote)
+            self._tokens["admin"] = self.login(user["username"])
+        return self._tokens["admin"]
+
+    def create_pet(self, token: str, **fields: Any) -> dict[str, Any]:
+        body = {**PET, **fields}
+        r = self.request("POST", "/pets", token, json=body)
+        assert r.status_code == 201, r.text
+        pet: dict[str, Any] = r.json()
+        return pet
+
+
+PET = {
+    "name": "Buddy",
+    "species": "DOG",
+    "breed": "Golden Retriever",
+    "ageMonths": 24,
+    "size": "LARGE",
+    "gender": "MALE",
+    "goodWithKids": True,
+    "goodWithPets": True,
+    "price": "150.00",
+    "currency": "USD",
+    "status": "AVAILABLE",
+    "description": "Gentle and loves long walks.",
+}
+
+
+@pytest.fixture
+def api(client: TestClient, settings: Settings) -> Api:
+    """A fresh tenant per test: its data is invisible to every other test."""
+    return Api(client, settings, str(uuid.uuid4()))
+
+
+@pytest.fixture(scope="session")
+def shared_admin_token(client: TestClient, settings: Settings) -> str:
+    """Token of the admin created at startup from PETSTORE_ADMIN_* (shared pool)."""
+    return Api(client, settings, None).login(*ADMIN)
+
+
+def problem(
+    status: int, slug: str, title: str, detail: str, instance: str, **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "type": f"https://petstoreapi.com/errors/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    body.update(extra)
+    return body

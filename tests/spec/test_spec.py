@@ -1,0 +1,110 @@
+"""The spec is the contract: every operation resolves to a handler and back, documents the
+statuses the server can send, carries its Apidog folder, and every example validates."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import types
+from typing import Any
+
+import jsonschema_rs
+import pytest
+
+import handlers
+from app import load_spec, resolve_handler
+from web.validators import to_jsonschema
+
+SPEC = load_spec()
+VERBS = {"get", "put", "post", "delete", "patch"}
+OPERATIONS = [
+    (path, method, op)
+    for path, item in SPEC["paths"].items()
+    for method, op in item.items()
+    if method in VERBS
+]
+IDS = [f"{m.upper()} {p}" for p, m, _ in OPERATIONS]
+
+
+def _target(op: dict[str, Any]) -> str:
+    return f"{op['x-openapi-router-controller']}.{op['operationId']}"
+
+
+def test_every_operation_id_resolves_to_a_coroutine_handler() -> None:
+    for _, _, op in OPERATIONS:
+        fn = resolve_handler(_target(op))
+        assert inspect.iscoroutinefunction(fn), _target(op)
+
+
+def test_no_handler_lacks_an_operation() -> None:
+    routed = {resolve_handler(_target(op)) for _, _, op in OPERATIONS}
+    for info in pkgutil.iter_modules(handlers.__path__):
+        if info.name.startswith("_") or info.name == "problems":
+            continue
+        module = importlib.import_module(f"handlers.{info.name}")
+        for name, fn in list(vars(module).items()):
+            if name.startswith("_") or not isinstance(fn, types.FunctionType):
+                continue
+            if not inspect.iscoroutinefunction(fn):
+                continue
+            if fn.__module__ == module.__name__:
+                assert fn in routed, f"handlers.{info.name}.{name} has no operation in the spec"
+
+
+@pytest.mark.parametrize(("path", "method", "op"), OPERATIONS, ids=IDS)
+def test_operation_documents_the_common_statuses(
+    path: str, method: str, op: dict[str, Any]
+) -> None:
+    codes = set(op["responses"])
+    assert {"400", "406", "429", "500"} <= codes
+    if op.get("security", SPEC.get("security")):
+        assert {"401", "403"} <= codes
+    if "requestBody" in op:
+        assert {"413", "415"} <= codes
+    assert op["x-apidog-folder"].startswith("Store API/")
+    assert op["tags"]
+    assert op["operationId"][0].islower()
+    assert "." not in op["operationId"]
+
+
+def _resolve(node: Any) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node and len(node) == 1:
+            target: Any = SPEC
+            for part in node["$ref"].lstrip("#/").split("/"):
+                target = target[part]
+            return _resolve(target)
+        return {k: _resolve(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(v) for v in node]
+    return node
+
+
+def _media_examples() -> list[tuple[str, Any, Any]]:
+    found = []
+    for path, method, op in OPERATIONS:
+        bodies = [("request", op.get("requestBody"))] + [
+            (f"response {code}", resp) for code, resp in op["responses"].items()
+        ]
+        for where, body in bodies:
+            body = _resolve(body) if body else None
+            for media in (body or {}).get("content", {}).values():
+                examples = (
+                    [media["example"]]
+                    if "example" in media
+                    else [e["value"] for e in media.get("examples", {}).values()]
+                )
+                for example in examples:
+                    found.append((f"{method.upper()} {path} {where}", media["schema"], example))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("where", "schema", "example"), _media_examples(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_examples_validate_against_their_schemas(where: str, schema: Any, example: Any) -> None:
+    mode = "request" if "request" in where else "response"
+    validator = jsonschema_rs.Draft4Validator(to_jsonschema(schema, mode), validate_formats=True)
+    errors = [e.message for e in validator.iter_errors(example)]
+    assert not errors, f"{where}: {errors}"

@@ -1,0 +1,68 @@
+"""Small pieces with sharp edges: UUID v7, counters, schema conversion, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import jsonschema_rs
+
+from auth.tokens import TokenService, principal_from_claims
+from infra.counters import MemoryCounterStore
+from models.base import uuid7
+from web.validators import to_jsonschema
+
+
+def test_uuid7_is_version_7_and_time_ordered() -> None:
+    ids = [uuid7() for _ in range(50)]
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert [i.int >> 80 for i in ids] == sorted(i.int >> 80 for i in ids)
+    assert len(set(ids)) == 50
+
+
+def test_memory_counter_window_expires() -> None:
+    now = [1000.0]
+    store = MemoryCounterStore(clock=lambda: now[0])
+
+    async def go() -> None:
+        assert await store.increment("k", 60) == (1, 60)
+        assert await store.increment("k", 60) == (2, 60)
+        now[0] += 30
+        assert await store.peek("k") == (2, 30)
+        now[0] += 31
+        assert await store.peek("k") == (0, 0)
+        assert (await store.increment("k", 60))[0] == 1
+
+    asyncio.run(go())
+
+
+def test_readonly_ignored_in_requests_writeonly_forbidden_in_responses() -> None:
+    schema = {
+        "type": "object",
+        "required": ["id", "name", "secret"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid", "readOnly": True},
+            "name": {"type": "string", "nullable": True},
+            "secret": {"type": "string", "writeOnly": True},
+        },
+    }
+    request = jsonschema_rs.Draft4Validator(to_jsonschema(schema, "request"), validate_formats=True)
+    response = jsonschema_rs.Draft4Validator(
+        to_jsonschema(schema, "response"), validate_formats=True
+    )
+    assert request.is_valid({"name": None, "secret": "s"})
+    assert not request.is_valid({"name": "x"})
+    assert response.is_valid({"id": str(uuid.uuid4()), "name": "x"})
+    assert not response.is_valid({"id": str(uuid.uuid4()), "name": "x", "secret": "leak"})
+    assert not response.is_valid({"id": "not-a-uuid", "name": "x"})
+
+
+def test_token_scopes_cannot_exceed_the_role() -> None:
+    service = TokenService("k" * 40, "https://issuer", 60)
+    issued = service.issue(uuid.uuid4(), "user", "")
+    claims = service.verify(issued.token)
+    assert claims is not None
+    claims["scope"] += " admin write:pets"
+    assert "admin" not in principal_from_claims(claims).scopes
+    assert service.verify(issued.token + "x") is None
+    assert TokenService("other" * 10, "https://issuer", 60).verify(issued.token) is None

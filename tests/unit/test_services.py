@@ -1,0 +1,150 @@
+"""Services on the real database, without HTTP: business rules and the errors they raise."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from infra.counters import MemoryCounterStore
+from models import Pet
+from models.database import Database
+from models.tenancy import TenantMissingError
+from services import pets, users
+from services.errors import (
+    AuthenticationFailed,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    TooManyAttempts,
+)
+from services.principal import ROLE_SCOPES, Principal
+from services.throttle import FailureThrottle
+from settings import Settings
+from tests.conftest import run_db
+
+DATA = pets.PetData(name="Rex", species="DOG", age_months=12, price=Decimal("10.00"))
+
+
+def staff(tenant: str) -> Principal:
+    return Principal(uuid.uuid4(), "admin", ROLE_SCOPES["admin"], tenant)
+
+
+def member(tenant: str, subject: uuid.UUID | None = None) -> Principal:
+    return Principal(subject or uuid.uuid4(), "user", ROLE_SCOPES["user"], tenant)
+
+
+@pytest.fixture
+def tenant() -> str:
+    return str(uuid.uuid4())
+
+
+def test_create_requires_write_pets(settings: Settings, tenant: str) -> None:
+    async def go(db: Database) -> None:
+        with pytest.raises(Forbidden):
+            await pets.create_pet(db, member(tenant), DATA)
+        pet = await pets.create_pet(db, staff(tenant), DATA)
+        assert pet.tenant_id == tenant
+        assert pet.version == 1
+
+    run_db(settings, go)
+
+
+def test_replace_checks_version_and_bumps_it(settings: Settings, tenant: str) -> None:
+    async def go(db: Database) -> None:
+        pet = await pets.create_pet(db, staff(tenant), DATA)
+        with pytest.raises(PreconditionFailed):
+            await pets.replace_pet(db, staff(tenant), pet.id, DATA, frozenset({2}))
+        updated = await pets.replace_pet(db, staff(tenant), pet.id, DATA, frozenset({1}))
+        assert updated.version == 2
+        with pytest.raises(NotFound):
+            await pets.replace_pet(db, staff(tenant), uuid.uuid4(), DATA)
+
+    run_db(settings, go)
+
+
+def test_list_rejects_inverted_ranges(settings: Settings, tenant: str) -> None:
+    async def go(db: Database) -> None:
+        with pytest.raises(InvalidInput) as info:
+            await pets.list_pets(
+                db, tenant, pets.PetQuery(min_price=Decimal(5), max_price=Decimal(1))
+            )
+        assert [e.field for e in info.value.errors] == ["minPrice"]
+
+    run_db(settings, go)
+
+
+def test_tenant_filter_applies_to_get_and_list(settings: Settings) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def go(db: Database) -> None:
+        pet = await pets.create_pet(db, staff(a), DATA)
+        with pytest.raises(NotFound):
+            await pets.get_pet(db, b, pet.id)
+        assert (await pets.list_pets(db, b, pets.PetQuery())).total == 0
+        async with db.session(b) as session:  # even a raw ORM query cannot see it
+            assert (await session.scalars(select(Pet).where(Pet.id == pet.id))).all() == []
+
+    run_db(settings, go)
+
+
+def test_session_without_tenant_refuses_queries(settings: Settings) -> None:
+    async def go(db: Database) -> None:
+        async with db._readers() as session:
+            with pytest.raises(TenantMissingError):
+                await session.scalars(select(Pet))
+
+    run_db(settings, go)
+
+
+def test_users_duplicate_and_ownership(settings: Settings, tenant: str) -> None:
+    new = users.NewUser(
+        username="eve",
+        email="eve@example.com",
+        first_name="E",
+        last_name="V",
+        password="password-123",
+    )
+
+    async def go(db: Database) -> None:
+        eve = await users.register(db, tenant, new)
+        assert eve.password_hash.startswith("$argon2id$")
+        with pytest.raises(Conflict):
+            await users.register(db, tenant, new)
+        with pytest.raises(NotFound):
+            await users.get_user(db, member(tenant), eve.id)
+        assert (await users.get_user(db, member(tenant, eve.id), eve.id)).id == eve.id
+        with pytest.raises(NotFound):
+            await users.delete_user(db, member(tenant), eve.id)
+
+    run_db(settings, go)
+
+
+def test_authenticate_throttles_per_username_and_per_client(
+    settings: Settings, tenant: str
+) -> None:
+    new = users.NewUser(
+        username="mallory",
+        email="m@example.com",
+        first_name="M",
+        last_name="M",
+        password="password-123",
+    )
+
+    async def go(db: Database) -> None:
+        throttle = FailureThrottle(MemoryCounterStore(), max_failures=2, window_seconds=60)
+        await users.register(db, tenant, new)
+        for _ in range(2):
+            with pytest.raises(AuthenticationFailed):
+                await users.authenticate(db, tenant, "mallory", "wrong", throttle, "10.0.0.9")
+        with pytest.raises(TooManyAttempts):
+            await users.authenticate(db, tenant, "mallory", "password-123", throttle, "10.0.0.9")
+        # another username from the same client is not yet blocked (client limit is 10x)
+        with pytest.raises(AuthenticationFailed):
+            await users.authenticate(db, tenant, "someone", "wrong", throttle, "10.0.0.9")
+
+    run_db(settings, go)
