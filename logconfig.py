@@ -37,3 +37,8 @@ def configure_logging(json_lines: bool = True, level: str | None = None) -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("PETSTORE_LOG_LEVEL", "INFO"))
+    # Connexion logs every client validation failure (a 4xx the client already got) at
+    # warning/error, and a notice per request for multi-media-type bodies: keep them out.
+    logging.getLogger("connexion.validators").setLevel(logging.CRITICAL)
+    logging.getLogger("connexion.operations").setLevel(logging.ERROR)
+    logging.getLogger("connexion.middleware.exceptions").setLevel(logging.ERROR)

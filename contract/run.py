@@ -1,0 +1,111 @@
+"""Contract fuzzing: start a live uvicorn server on a fresh database, log in as an admin, and run
+Schemathesis with every check against spec/openapi.yaml. Bounded by --max-time, fixed seed.
+
+Usage: python -m contract.run  (DATABASE_URL selects PostgreSQL; its public schema is reset)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from manage import migrate
+from settings import ROOT, Settings, normalize_database_url
+
+ADMIN_USER, ADMIN_PASSWORD = "contract-admin", "contract-admin-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+def _wait_until_up(base: str, server: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited with {server.returncode}")
+        try:
+            if httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+def main() -> int:
+    var = Path(tempfile.mkdtemp(prefix="petstore-contract-"))
+    url = normalize_database_url(os.environ.get("DATABASE_URL") or f"sqlite:///{var}/contract.db")
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PETSTORE_VAR_DIR": str(var),
+        "PETSTORE_RATE_LIMIT": "1000000",
+        "PETSTORE_ADMIN_USERNAME": ADMIN_USER,
+        "PETSTORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PETSTORE_LOG_LEVEL": "WARNING",
+    }
+    settings = Settings.from_env(env)
+    if url.startswith("postgresql"):
+        asyncio.run(_reset_postgres(url))
+    migrate(settings)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/v1"
+    log = (var / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "app:app_from_env", "--host", "127.0.0.1",
+         "--port", str(port), "--lifespan", "on", "--no-access-log"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_until_up(base, server)
+        login = httpx.post(f"{base}/auth/tokens",
+                           json={"username": ADMIN_USER, "password": ADMIN_PASSWORD})
+        login.raise_for_status()
+        token = login.json()["token"]
+        command = [
+            str(Path(sys.executable).parent / "schemathesis"), "--config-file",
+            str(ROOT / "contract" / "schemathesis.toml"), "run", str(ROOT / "spec" / "openapi.yaml"),
+            "--url", base, "-H", f"Authorization: Bearer {token}", "--no-color",
+        ]
+        max_time = os.environ.get("CONTRACT_MAX_TIME")
+        if max_time:
+            command += ["--max-time", max_time]
+        result = subprocess.run(command, cwd=ROOT, check=False, timeout=900)
+        return result.returncode
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        errors = [line for line in (var / "server.log").read_text(errors="replace").splitlines()
+                  if '"level": "error"' in line or '"level":"error"' in line]
+        if errors:
+            print(f"server logged {len(errors)} errors; first: {errors[0][:2000]}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
