@@ -74,20 +74,43 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}/v1"
     log = (var / "server.log").open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "app:app_from_env", "--host", "127.0.0.1",
-         "--port", str(port), "--lifespan", "on", "--no-access-log"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "app:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "on",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         _wait_until_up(base, server)
-        login = httpx.post(f"{base}/auth/tokens",
-                           json={"username": ADMIN_USER, "password": ADMIN_PASSWORD})
+        login = httpx.post(
+            f"{base}/auth/tokens", json={"username": ADMIN_USER, "password": ADMIN_PASSWORD}
+        )
         login.raise_for_status()
         token = login.json()["token"]
         command = [
-            str(Path(sys.executable).parent / "schemathesis"), "--config-file",
-            str(ROOT / "contract" / "schemathesis.toml"), "run", str(ROOT / "spec" / "openapi.yaml"),
-            "--url", base, "-H", f"Authorization: Bearer {token}", "--no-color",
+            str(Path(sys.executable).parent / "schemathesis"),
+            "--config-file",
+            str(ROOT / "contract" / "schemathesis.toml"),
+            "run",
+            str(ROOT / "spec" / "openapi.yaml"),
+            "--url",
+            base,
+            "-H",
+            f"Authorization: Bearer {token}",
+            "--no-color",
         ]
         max_time = os.environ.get("CONTRACT_MAX_TIME")
         if max_time:
@@ -101,8 +124,11 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-        errors = [line for line in (var / "server.log").read_text(errors="replace").splitlines()
-                  if '"level": "error"' in line or '"level":"error"' in line]
+        errors = [
+            line
+            for line in (var / "server.log").read_text(errors="replace").splitlines()
+            if '"level": "error"' in line or '"level":"error"' in line
+        ]
         if errors:
             print(f"server logged {len(errors)} errors; first: {errors[0][:2000]}")
 
