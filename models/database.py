@@ -2,6 +2,7 @@
 
 SQLite: WAL, foreign keys on, a busy timeout, and ``BEGIN IMMEDIATE`` for write transactions so a
 read-then-write never fails on a lock upgrade. PostgreSQL: pre-ping, READ COMMITTED, row locks.
+Read-only sessions run in autocommit on both.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def _sqlite_listeners(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "")
-        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+        mode = conn.get_execution_options().get("sqlite_begin")
+        if mode:  # writers only; readers run in autocommit (each statement its own snapshot)
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -62,9 +64,12 @@ class Database:
             self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         else:
             self._writer = self.engine
+        # Read-only units of work need no explicit transaction on SQLite (the driver connection
+        # is in autocommit; each statement reads one WAL snapshot): no BEGIN saves thread hops.
+        self._reader = self.engine
         install_tenant_filter()
         self._readers = async_sessionmaker(
-            self.engine, expire_on_commit=False, sync_session_class=TenantSession
+            self._reader, expire_on_commit=False, sync_session_class=TenantSession
         )
         self._writers = async_sessionmaker(
             self._writer, expire_on_commit=False, sync_session_class=TenantSession

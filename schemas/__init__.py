@@ -1,2 +1,1 @@
-"""marshmallow schemas that dump domain objects into the spec's JSON shapes (dump only:
-request validation lives in the spec)."""
+"""Dump functions: domain objects to the spec's JSON shapes (requests are validated by the spec)."""

@@ -1,58 +1,39 @@
-"""Pet ↔ #/components/schemas/Pet and PetCollection."""
+"""Pet → #/components/schemas/Pet and PetCollection."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
 
-from marshmallow import Schema, fields
-
 from models import Pet
-from schemas.common import Timestamp, tenant_or_none
+from schemas.common import put_optional, timestamp
 from services.pagination import Page
 
 
-class PetSchema(Schema):
-    id = fields.UUID()
-    name = fields.String()
-    species = fields.String()
-    breed = fields.String(allow_none=True)
-    ageMonths = fields.Integer(attribute="age_months")
-    size = fields.String()
-    color = fields.String()
-    gender = fields.String()
-    goodWithKids = fields.Boolean(attribute="good_with_kids")
-    goodWithPets = fields.Boolean(attribute="good_with_pets")
-    price = fields.Decimal(as_string=True, places=2)
-    currency = fields.String()
-    description = fields.String()
-    status = fields.String()
-    photos = fields.List(fields.String())
-    medicalInfo = fields.Dict(attribute="medical_info")
-    tenantId = fields.Function(tenant_or_none)
-    createdAt = Timestamp(attribute="created_at")
-    updatedAt = Timestamp(attribute="updated_at")
-
-
-_pet_schema = PetSchema()
-_OPTIONAL = (
-    "breed",
-    "size",
-    "color",
-    "gender",
-    "goodWithKids",
-    "goodWithPets",
-    "description",
-    "medicalInfo",
-)
-
-
 def dump_pet(pet: Pet, api_base: str) -> dict[str, Any]:
-    data: dict[str, Any] = _pet_schema.dump(pet)
-    for key in _OPTIONAL:  # absent rather than null: the spec's optional fields are not nullable
-        if data.get(key) is None:
-            data.pop(key, None)
-    data["links"] = {"self": f"{api_base}/pets/{pet.id}"}
+    pet_id = str(pet.id)
+    data: dict[str, Any] = {
+        "id": pet_id,
+        "name": pet.name,
+        "species": pet.species,
+        "ageMonths": pet.age_months,
+        "price": f"{pet.price:.2f}",
+        "currency": pet.currency,
+        "status": pet.status,
+        "photos": list(pet.photos or ()),
+        "tenantId": pet.tenant_id or None,
+        "createdAt": timestamp(pet.created_at),
+        "updatedAt": timestamp(pet.updated_at),
+        "links": {"self": f"{api_base}/pets/{pet_id}"},
+    }
+    put_optional(data, "breed", pet.breed)
+    put_optional(data, "size", pet.size)
+    put_optional(data, "color", pet.color)
+    put_optional(data, "gender", pet.gender)
+    put_optional(data, "goodWithKids", pet.good_with_kids)
+    put_optional(data, "goodWithPets", pet.good_with_pets)
+    put_optional(data, "description", pet.description)
+    put_optional(data, "medicalInfo", pet.medical_info)
     return data
 
 

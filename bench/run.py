@@ -1,0 +1,458 @@
+"""Benchmark entry point: ``.venv/bin/python -m bench.run`` from the repository root.
+
+1. Seed: a fresh SQLite DB (``manage.py migrate``), our server started, 20 pets POSTed as the
+   bench admin, the responses of ``GET /v1/pets`` and ``GET /v1/pets/{id}`` captured, then the DB
+   snapshotted so every server reads the same rows.
+2. One server at a time on a free loopback port (uvicorn, 1 worker, killed by PID): the bare
+   Starlette ceiling, the FastAPI peer, ours with response validation on, ours with it off. Each
+   endpoint gets a warm-up, then ``wrk -t2 -c32 --latency`` (GET list, GET one, POST last so its
+   inserts do not change the GETs). Our rounds each start from a fresh copy of the snapshot.
+3. A table on stdout and the same figures as JSON in ``var/bench-results.json``.
+
+Environment: ``BENCH_SECONDS`` (default 8), ``BENCH_QUICK=1`` (2-second runs),
+``BENCH_LOADGEN=python`` (force the httpx fallback), ``BENCH_KEEP=1`` (keep the temp dir).
+No timing assertions: this reports, it never fails on numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import load
+from bench.servers import ROOT, Server, running
+
+RESULTS_PATH = ROOT / "var" / "bench-results.json"
+ADMIN_USERNAME = "benchadmin"
+ADMIN_PASSWORD = "benchadmin-pass-1"  # noqa: S105 - throwaway admin of a throwaway DB
+SEED_PETS = 20
+BUSY_FRACTION = 0.25  # CPU share used by other processes before the run that earns a note
+NEW_PET: dict[str, Any] = {
+    "name": "Pet 1",
+    "species": "DOG",
+    "ageMonths": 12,
+    "price": "75.00",
+    "currency": "USD",
+    "status": "AVAILABLE",
+    "breed": "Mixed",
+    "size": "MEDIUM",
+    "color": "Brown",
+    "gender": "MALE",
+    "goodWithKids": True,
+    "goodWithPets": True,
+    "description": "Friendly",
+}
+
+ENDPOINTS = ("GET /v1/pets", "GET /v1/pets/{id}", "POST /v1/pets")
+EXPECTED_STATUS = {"GET /v1/pets": 200, "GET /v1/pets/{id}": 200, "POST /v1/pets": 201}
+STARLETTE = "starlette"
+FASTAPI = "fastapi"
+OURS_ON = "ours_validate_on"
+OURS_OFF = "ours_validate_off"
+LABELS = {
+    STARLETTE: "Starlette ceiling",
+    FASTAPI: "FastAPI peer",
+    OURS_ON: "ours (validation on)",
+    OURS_OFF: "ours (validation off)",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    seconds: float
+    warmup: float
+    quick: bool
+    keep: bool
+
+    @classmethod
+    def from_env(cls) -> Config:
+        quick = os.environ.get("BENCH_QUICK", "") == "1"
+        seconds = 2.0 if quick else float(os.environ.get("BENCH_SECONDS") or 8)
+        return cls(
+            seconds=seconds,
+            warmup=1.0 if quick else 2.0,
+            quick=quick,
+            keep=os.environ.get("BENCH_KEEP", "") == "1",
+        )
+
+
+@dataclass(frozen=True)
+class Workdir:
+    root: Path
+    jwt_secret: str
+
+    @property
+    def db(self) -> Path:
+        return self.root / "bench.db"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "snapshot.db"
+
+    @property
+    def peer_db(self) -> Path:
+        return self.root / "peer.db"
+
+    @property
+    def payloads(self) -> Path:
+        return self.root / "ceiling-payloads.json"
+
+
+def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
+    """Share of all CPUs busy over ``seconds`` (from /proc/stat); None where unavailable."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return idle, sum(fields)
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total1 - total0
+    return round(1 - (idle1 - idle0) / total, 3) if total > 0 else None
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- our server -----------------------------------------------------------------------------
+
+
+def ours_env(work: Workdir, validate: bool) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{work.db}",
+        "PETSTORE_VAR_DIR": str(work.root),
+        "PETSTORE_RATE_LIMIT": "0",
+        "PETSTORE_LOG_LEVEL": "WARNING",
+        "PETSTORE_ADMIN_USERNAME": ADMIN_USERNAME,
+        "PETSTORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PETSTORE_VALIDATE_RESPONSES": "1" if validate else "0",
+        # Pinned so the FastAPI peer can verify the same admin token.
+        "PETSTORE_JWT_SECRET": work.jwt_secret,
+    }
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Create the schema the way operators do: ``manage.py migrate``."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "migrate"],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py migrate failed:\n{done.stdout}\n{done.stderr}")
+
+
+def admin_token(base: str) -> str:
+    response = httpx.post(
+        f"{base}/auth/tokens", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+    )
+    if response.status_code != 201:
+        raise RuntimeError(f"token request: {response.status_code} {response.text[:300]}")
+    token: str = response.json()["token"]
+    return token
+
+
+def seed(base: str, token: str) -> bytes:
+    """POST SEED_PETS pets; returns the last 201 body (the ceiling's POST answer)."""
+    created = b""
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as client:
+        for number in range(1, SEED_PETS + 1):
+            response = client.post(f"{base}/pets", json={**NEW_PET, "name": f"Pet {number}"})
+            if response.status_code != 201:
+                raise RuntimeError(f"seed POST: {response.status_code} {response.text[:300]}")
+            created = response.content
+    return created
+
+
+def clone_db(source: Path, target: Path) -> None:
+    """Consistent copy through SQLite's backup API (WAL content included). The copy is left in
+    WAL mode, as our server would set it, so every server reads the same kind of file."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=WAL")
+    finally:
+        src.close()
+        dst.close()
+
+
+@dataclass(frozen=True)
+class Seeded:
+    token: str
+    pet_id: str
+    list_body: bytes
+
+
+def prepare(work: Workdir) -> Seeded:
+    """Migrate, seed 20 pets through our API, capture the ceiling's payloads, snapshot the DB."""
+    env = ours_env(work, validate=True)
+    log("seed: manage.py migrate + 20 pets through our API")
+    migrate(env)
+    with running("seed", "app:app_from_env", env, work.root) as server:
+        token = admin_token(server.base)
+        created = seed(server.base, token)
+        listing = httpx.get(f"{server.base}/pets")
+        pet_id = listing.json()["data"][0]["id"]
+        item = httpx.get(f"{server.base}/pets/{pet_id}")
+        if listing.status_code != 200 or item.status_code != 200:
+            raise RuntimeError(f"capture: list {listing.status_code}, item {item.status_code}")
+    clone_db(work.db, work.snapshot)
+    work.payloads.write_text(
+        json.dumps(
+            {
+                "list": listing.text,
+                "item": item.text,
+                "created": created.decode(),
+            }
+        )
+    )
+    log(f"seed: list {len(listing.content)} B, item {len(item.content)} B, pet {pet_id}")
+    return Seeded(token=token, pet_id=pet_id, list_body=listing.content)
+
+
+# --- rounds ---------------------------------------------------------------------------------
+
+
+def requests_for(server: Server, seeded: Seeded) -> dict[str, load.Request]:
+    return {
+        "GET /v1/pets": load.Request("GET", f"{server.base}/pets"),
+        "GET /v1/pets/{id}": load.Request("GET", f"{server.base}/pets/{seeded.pet_id}"),
+        "POST /v1/pets": load.Request(
+            "POST",
+            f"{server.base}/pets",
+            body=json.dumps(NEW_PET, separators=(",", ":")),
+            headers={"Authorization": f"Bearer {seeded.token}"},
+        ),
+    }
+
+
+def probe(request: load.Request) -> int:
+    """One request before the load, so a wrong status is reported even if wrk hides it."""
+    headers = dict(request.headers)
+    if request.body is not None:
+        headers["Content-Type"] = "application/json"
+    response = httpx.request(request.method, request.url, content=request.body, headers=headers)
+    return response.status_code
+
+
+def shape_check(server: Server, seeded: Seeded, ours_base: str) -> str:
+    """Does the peer's list JSON equal ours (links' host:port aside)? Informational only."""
+    peer = httpx.get(f"{server.base}/pets").text.replace(server.base, "BASE")
+    mine = seeded.list_body.decode().replace(ours_base, "BASE")
+    return "identical JSON" if json.loads(peer) == json.loads(mine) else "DIFFERS from ours"
+
+
+@dataclass(frozen=True)
+class Context:
+    work: Workdir
+    seeded: Seeded
+    wrk: str | None
+    cfg: Config
+
+
+def bench_server(key: str, server: Server, ctx: Context) -> dict[str, dict[str, Any]]:
+    """Probe, warm up, then measure each endpoint of one running server."""
+    out: dict[str, dict[str, Any]] = {}
+    for endpoint, request in requests_for(server, ctx.seeded).items():
+        status = probe(request)
+        load.run_load(ctx.wrk, request, ctx.cfg.warmup, ctx.work.root)
+        result = load.run_load(ctx.wrk, request, ctx.cfg.seconds, ctx.work.root)
+        flags = result.flags
+        if status != EXPECTED_STATUS[endpoint]:
+            flags.append(f"PROBE-STATUS {status}")
+        out[endpoint] = {
+            "rps": round(result.rps, 2),
+            "p50_ms": None if result.p50_ms is None else round(result.p50_ms, 2),
+            "p99_ms": None if result.p99_ms is None else round(result.p99_ms, 2),
+            "requests": result.requests,
+            "non_2xx": result.non_2xx,
+            "socket_errors": result.socket_errors,
+            "probe_status": status,
+            "flags": flags,
+            "tool": result.tool,
+        }
+        p99 = "-" if result.p99_ms is None else f"{result.p99_ms:.2f}"
+        log(
+            f"{LABELS[key]:<22} {endpoint:<18} {result.rps:>9.1f} req/s  p99 {p99} ms"
+            + (f"  {' '.join(flags)}" if flags else "")
+        )
+    return out
+
+
+def run_rounds(ctx: Context) -> dict[str, Any]:
+    work, seeded = ctx.work, ctx.seeded
+    results: dict[str, Any] = {}
+    ceiling_env = {**os.environ, "BENCH_CEILING_PAYLOADS": str(work.payloads)}
+    with running(STARLETTE, "bench.starlette_ceiling:create_app", ceiling_env, work.root) as srv:
+        results[STARLETTE] = bench_server(STARLETTE, srv, ctx)
+
+    clone_db(work.snapshot, work.peer_db)
+    peer_env = {
+        **os.environ,
+        "BENCH_PEER_DATABASE_URL": f"sqlite+aiosqlite:///{work.peer_db}",
+        "BENCH_JWT_SECRET": work.jwt_secret,
+    }
+    with running(FASTAPI, "bench.fastapi_peer:create_app", peer_env, work.root) as srv:
+        ours_base = json.loads(seeded.list_body)["links"]["self"].split("/pets")[0]
+        results["fastapi_shape"] = shape_check(srv, seeded, ours_base)
+        log(f"FastAPI peer list response vs ours: {results['fastapi_shape']}")
+        results[FASTAPI] = bench_server(FASTAPI, srv, ctx)
+
+    for key, validate in ((OURS_ON, True), (OURS_OFF, False)):
+        clone_db(work.snapshot, work.db)
+        env = ours_env(work, validate)
+        migrate(env)
+        with running(key, "app:app_from_env", env, work.root) as srv:
+            results[key] = bench_server(key, srv, ctx)
+    return results
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _ratio(value: float, reference: float | None) -> float | None:
+    return round(value / reference, 3) if reference else None
+
+
+def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for endpoint in ENDPOINTS:
+        ceiling = results[STARLETTE][endpoint]["rps"]
+        peer = results[FASTAPI][endpoint]["rps"]
+        for key in (STARLETTE, FASTAPI, OURS_ON, OURS_OFF):
+            figures = results[key][endpoint]
+            rows.append(
+                {
+                    "endpoint": endpoint,
+                    "server": key,
+                    "label": LABELS[key],
+                    **figures,
+                    "vs_starlette": _ratio(figures["rps"], ceiling),
+                    "vs_fastapi": _ratio(figures["rps"], peer),
+                }
+            )
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    def fmt(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    print()
+    shape = (
+        f"-t{load.THREADS} -c{load.CONNECTIONS} --latency"
+        if meta["load_tool"] == "wrk"
+        else f"{load.CONNECTIONS} concurrent connections"
+    )
+    print(
+        f"Pet Store benchmark - {meta['load_tool']} {shape}, "
+        f"{meta['seconds']:g}s per run after {meta['warmup_seconds']:g}s warm-up, "
+        f"{meta['cpus']} CPUs (load generator shares them)"
+    )
+    header = f"{'server':<24}{'req/s':>10}{'p99 ms':>10}{'vs Starlette':>14}{'vs FastAPI':>12}"
+    for endpoint in ENDPOINTS:
+        print(f"\n{endpoint}" + (" (20 items)" if endpoint == "GET /v1/pets" else ""))
+        print(header + "  flags")
+        print("-" * (len(header) + 7))
+        for row in (r for r in rows if r["endpoint"] == endpoint):
+            print(
+                f"{row['label']:<24}{row['rps']:>10.1f}{fmt(row['p99_ms'], '.2f'):>10}"
+                f"{fmt(row['vs_starlette'], '.3f'):>13}x{fmt(row['vs_fastapi'], '.2f'):>11}x"
+                f"  {' '.join(row['flags'])}"
+            )
+    flagged = [r for r in rows if r["flags"]]
+    print()
+    if flagged:
+        print(
+            f"WARNING: {len(flagged)} run(s) had non-2xx responses, socket errors or a bad "
+            "probe status; their req/s do not measure successful requests."
+        )
+    busy = [v for v in (meta["cpu_busy_before"], meta["cpu_busy_after"]) if v is not None]
+    if busy and max(busy) > BUSY_FRACTION:
+        print(
+            f"NOTE: other processes kept the CPUs busy around the run ({max(busy):.0%} just "
+            "before or after it); figures are noisier than usual, re-run on an idle box."
+        )
+    if meta["load_tool"] != "wrk":
+        print(
+            "NOTE: Python load generator used (no wrk): figures are client-bound and not "
+            "comparable with wrk runs."
+        )
+    print(f"FastAPI peer list response vs ours: {meta['fastapi_shape']}")
+    print(f"JSON: {RESULTS_PATH}")
+
+
+def write_json(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_PATH.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+
+
+def main() -> int:
+    cfg = Config.from_env()
+    wrk = load.ensure_wrk()
+    tool = load.wrk_version(wrk) if wrk else "python-httpx fallback"
+    log(f"load generator: {tool}; {cfg.seconds:g}s runs, {cfg.warmup:g}s warm-ups")
+    root = Path(tempfile.mkdtemp(prefix="petstore-bench-"))
+    work = Workdir(root=root, jwt_secret=secrets.token_urlsafe(48))
+    busy_before = cpu_busy_fraction()
+    started = datetime.now(UTC)
+    try:
+        seeded = prepare(work)
+        results = run_rounds(Context(work, seeded, wrk, cfg))
+    finally:
+        if cfg.keep:
+            log(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    meta = {
+        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "load_tool": "wrk" if wrk else "python-httpx",
+        "load_tool_version": tool,
+        "threads": load.THREADS,
+        "connections": load.CONNECTIONS,
+        "seconds": cfg.seconds,
+        "warmup_seconds": cfg.warmup,
+        "quick": cfg.quick,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "seed_pets": SEED_PETS,
+        "list_bytes": len(seeded.list_body),
+        "fastapi_shape": results.pop("fastapi_shape"),
+        "cpu_busy_before": busy_before,
+        "cpu_busy_after": cpu_busy_fraction(),
+    }
+    rows = build_rows(results)
+    write_json(rows, meta)
+    print_table(rows, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
