@@ -9,6 +9,7 @@ from decimal import Decimal
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from models import Pet
 from models.base import SHARED_POOL
@@ -128,21 +129,18 @@ async def seed(settings: Settings) -> int:
     from models.base import utcnow
 
     db = Database(settings.database_url)
-    try:
-        async with db.session(SHARED_POOL, write=True) as session:
-            if await session.scalar(select(func.count()).select_from(Pet)):
-                return 0
-            for data in DEMO_PETS:
-                now = utcnow()
-                pet = Pet(
-                    photos=[],
-                    version=1,
-                    created_at=now,
-                    updated_at=now,
-                    **{k: getattr(data, k) for k in data.__dataclass_fields__},
-                )
-                session.add(pet)
+
+    def work(session: Session) -> int:
+        if session.scalar(select(func.count()).select_from(Pet)):
+            return 0
+        for data in DEMO_PETS:
+            now = utcnow()
+            fields = {k: getattr(data, k) for k in data.__dataclass_fields__}
+            session.add(Pet(photos=[], version=1, created_at=now, updated_at=now, **fields))
         return len(DEMO_PETS)
+
+    try:
+        return await db.run(SHARED_POOL, work, write=True)
     finally:
         await db.dispose()
 

@@ -56,7 +56,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         var_dir = Path(env.get("PETSTORE_VAR_DIR", str(ROOT / "var")))
-        database_url = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / 'petstore.db'}"
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'petstore.db'}"
         secret = env.get("PETSTORE_JWT_SECRET") or _load_or_create_secret(var_dir / "jwt-secret")
         return cls(
             database_url=normalize_database_url(database_url),
@@ -81,9 +81,11 @@ class Settings:
 
 
 def normalize_database_url(url: str) -> str:
-    """Accept plain ``sqlite:///`` and ``postgresql://`` URLs and pick the async drivers."""
-    if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    """Accept ``sqlite:///``, ``postgresql://`` and async driver names; pick the sync drivers
+    the units of work use (sqlite3, psycopg 3)."""
+    scheme, _, rest = url.partition("://")
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return f"sqlite+pysqlite://{rest}"
+    if scheme in ("postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg_async"):
+        return f"postgresql+psycopg://{rest}"
     return url

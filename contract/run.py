@@ -6,7 +6,6 @@ Usage: python -m contract.run  (DATABASE_URL selects PostgreSQL; its public sche
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -17,8 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import create_engine, text
 
 from manage import migrate
 from settings import ROOT, Settings, normalize_database_url
@@ -32,12 +30,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 def _wait_until_up(base: str, server: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -68,7 +66,7 @@ def main() -> int:
     }
     settings = Settings.from_env(env)
     if url.startswith("postgresql"):
-        asyncio.run(_reset_postgres(url))
+        _reset_postgres(url)
     migrate(settings)
     port = _free_port()
     base = f"http://127.0.0.1:{port}/v1"

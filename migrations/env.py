@@ -3,10 +3,8 @@ PostgreSQL; batch mode on SQLite."""
 
 from __future__ import annotations
 
-import asyncio
-
 from alembic import context
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import create_engine
 
 from models import Base
 from settings import Settings
@@ -41,15 +39,15 @@ def _do_run(connection) -> None:  # type: ignore[no-untyped-def]
         context.run_migrations()
 
 
-async def run_migrations_online() -> None:
-    engine = create_async_engine(_url())
-    async with engine.connect() as connection:
-        await connection.run_sync(_do_run)
-        await connection.commit()
-    await engine.dispose()
+def run_migrations_online() -> None:
+    engine = create_engine(_url())
+    with engine.connect() as connection:
+        _do_run(connection)
+        connection.commit()
+    engine.dispose()
 
 
 if context.is_offline_mode():
     run_migrations_offline()
 else:
-    asyncio.run(run_migrations_online())
+    run_migrations_online()

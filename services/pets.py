@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from models import Pet
 from models.base import utcnow
@@ -124,22 +125,27 @@ async def list_pets(db: Database, tenant: str, query: PetQuery) -> Page[Pet]:
     conditions = _filters(query)
     column = SORT_COLUMNS[query.sort]
     order = (column.desc(), Pet.id.desc()) if query.descending else (column.asc(), Pet.id.asc())
-    async with db.session(tenant) as session:
-        total = await session.scalar(select(func.count()).select_from(Pet).where(*conditions))
-        rows = await session.scalars(
+
+    def work(session: Session) -> Page[Pet]:
+        total = session.scalar(select(func.count()).select_from(Pet).where(*conditions))
+        rows = session.scalars(
             select(Pet).where(*conditions).order_by(*order).offset((page - 1) * limit).limit(limit)
         )
-        items = list(rows)
-    return Page(items=items, total=total or 0, page=page, limit=limit)
+        return Page(items=list(rows), total=total or 0, page=page, limit=limit)
+
+    return await db.run(tenant, work)
+
+
+def _load(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
+    pet = session.get(Pet, pet_id, with_for_update=lock)
+    if pet is None:
+        raise NotFound("pet", pet_id)
+    return pet
 
 
 async def get_pet(db: Database, tenant: str, pet_id: uuid.UUID) -> Pet:
     """Raises NotFound."""
-    async with db.session(tenant) as session:
-        pet = await session.get(Pet, pet_id)
-        if pet is None:
-            raise NotFound("pet", pet_id)
-        return pet
+    return await db.run(tenant, lambda session: _load(session, pet_id))
 
 
 def _apply(pet: Pet, data: PetData) -> None:
@@ -166,8 +172,7 @@ async def create_pet(db: Database, principal: Principal, data: PetData) -> Pet:
     _apply(pet, data)
     now = utcnow()
     pet.created_at = pet.updated_at = now
-    async with db.session(principal.tenant, write=True) as session:
-        session.add(pet)
+    await db.run(principal.tenant, lambda session: session.add(pet), write=True)
     return pet
 
 
@@ -181,10 +186,9 @@ async def replace_pet(
     """Full replacement of the writable fields. ``if_match`` is the set of versions the caller
     accepts (None: unconditional). Raises Forbidden, NotFound, PreconditionFailed."""
     _require_writer(principal)
-    async with db.session(principal.tenant, write=True) as session:
-        pet = await session.get(Pet, pet_id, with_for_update=True)
-        if pet is None:
-            raise NotFound("pet", pet_id)
+
+    def work(session: Session) -> Pet:
+        pet = _load(session, pet_id, lock=True)
         if if_match is not None and pet.version not in if_match:
             raise PreconditionFailed(
                 "The pet was changed since you read it; fetch it again and retry with its ETag."
@@ -192,14 +196,16 @@ async def replace_pet(
         _apply(pet, data)
         pet.version += 1
         pet.updated_at = utcnow()
-    return pet
+        return pet
+
+    return await db.run(principal.tenant, work, write=True)
 
 
 async def delete_pet(db: Database, principal: Principal, pet_id: uuid.UUID) -> None:
     """Raises Forbidden, NotFound."""
     _require_writer(principal)
-    async with db.session(principal.tenant, write=True) as session:
-        pet = await session.get(Pet, pet_id)
-        if pet is None:
-            raise NotFound("pet", pet_id)
-        await session.delete(pet)
+
+    def work(session: Session) -> None:
+        session.delete(_load(session, pet_id))
+
+    await db.run(principal.tenant, work, write=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from models import User
 from models.base import utcnow
@@ -41,15 +41,15 @@ class NewUser(UserData):
     password: str = ""
 
 
-async def _ensure_unique(
-    session: AsyncSession, username: str, email: str, exclude: uuid.UUID | None = None
+def _ensure_unique(
+    session: Session, username: str, email: str, exclude: uuid.UUID | None = None
 ) -> None:
     stmt = select(User.username, User.email).where(
         or_(func.lower(User.username) == username.lower(), func.lower(User.email) == email.lower())
     )
     if exclude is not None:
         stmt = stmt.where(User.id != exclude)
-    for existing_username, existing_email in (await session.execute(stmt)).all():
+    for existing_username, existing_email in session.execute(stmt).all():
         if existing_username.lower() == username.lower():
             raise Conflict(f"The username '{username}' is already taken.", field="username")
         if existing_email.lower() == email.lower():
@@ -73,19 +73,22 @@ async def register(db: Database, tenant: str, data: NewUser, role: str = "user")
         created_at=now,
         updated_at=now,
     )
+
+    def work(session: Session) -> User:
+        _ensure_unique(session, data.username, data.email)
+        session.add(user)
+        return user
+
     try:
-        async with db.session(tenant, write=True) as session:
-            await _ensure_unique(session, data.username, data.email)
-            session.add(user)
+        return await db.run(tenant, work, write=True)
     except IntegrityError as exc:  # lost a race with a concurrent registration
         raise Conflict("The username or email is already taken.") from exc
-    return user
 
 
-async def _load_accessible(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
+def _load_accessible(session: Session, principal: Principal, user_id: uuid.UUID) -> User:
     if not principal.can_access_user(user_id):
         raise NotFound("user", user_id)
-    user = await session.get(User, user_id)
+    user = session.get(User, user_id)
     if user is None:
         raise NotFound("user", user_id)
     return user
@@ -93,36 +96,40 @@ async def _load_accessible(session: AsyncSession, principal: Principal, user_id:
 
 async def get_user(db: Database, principal: Principal, user_id: uuid.UUID) -> User:
     """Own account (or any, for admins). Raises NotFound otherwise."""
-    async with db.session(principal.tenant) as session:
-        return await _load_accessible(session, principal, user_id)
+    return await db.run(principal.tenant, lambda s: _load_accessible(s, principal, user_id))
 
 
 async def update_user(
     db: Database, principal: Principal, user_id: uuid.UUID, data: UserData
 ) -> User:
     """Replace profile fields. Raises NotFound, Conflict."""
+
+    def work(session: Session) -> User:
+        user = _load_accessible(session, principal, user_id)
+        _ensure_unique(session, data.username, data.email, exclude=user.id)
+        user.username = data.username
+        user.email = data.email
+        user.first_name = data.first_name
+        user.last_name = data.last_name
+        user.phone = data.phone
+        user.preferences = data.preferences
+        user.version += 1
+        user.updated_at = utcnow()
+        return user
+
     try:
-        async with db.session(principal.tenant, write=True) as session:
-            user = await _load_accessible(session, principal, user_id)
-            await _ensure_unique(session, data.username, data.email, exclude=user.id)
-            user.username = data.username
-            user.email = data.email
-            user.first_name = data.first_name
-            user.last_name = data.last_name
-            user.phone = data.phone
-            user.preferences = data.preferences
-            user.version += 1
-            user.updated_at = utcnow()
+        return await db.run(principal.tenant, work, write=True)
     except IntegrityError as exc:
         raise Conflict("The username or email is already taken.") from exc
-    return user
 
 
 async def delete_user(db: Database, principal: Principal, user_id: uuid.UUID) -> None:
     """Raises NotFound."""
-    async with db.session(principal.tenant, write=True) as session:
-        user = await _load_accessible(session, principal, user_id)
-        await session.delete(user)
+
+    def work(session: Session) -> None:
+        session.delete(_load_accessible(session, principal, user_id))
+
+    await db.run(principal.tenant, work, write=True)
 
 
 async def authenticate(
@@ -141,10 +148,10 @@ async def authenticate(
     keys = (user_key, client_key)
     await throttle.check(user_key)
     await throttle.check(client_key, factor=CLIENT_FACTOR)
-    async with db.session(tenant) as session:
-        user = await session.scalar(
-            select(User).where(func.lower(User.username) == username.lower())
-        )
+    user = await db.run(
+        tenant,
+        lambda s: s.scalar(select(User).where(func.lower(User.username) == username.lower())),
+    )
     ok = await verify_password(user.password_hash if user else None, password)
     if user is None or not ok:
         await throttle.failed(*keys)
@@ -158,8 +165,9 @@ async def ensure_admin(
 ) -> User:
     """Create or update an admin account (startup, from PETSTORE_ADMIN_* settings)."""
     password_hash = await hash_password(password)
-    async with db.session(tenant, write=True) as session:
-        user = await session.scalar(select(User).where(User.username == username))
+
+    def work(session: Session) -> User:
+        user = session.scalar(select(User).where(User.username == username))
         now = utcnow()
         if user is None:
             user = User(
@@ -174,4 +182,6 @@ async def ensure_admin(
         user.password_hash = password_hash
         user.role = "admin"
         user.updated_at = now
-    return user
+        return user
+
+    return await db.run(tenant, work, write=True)

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import create_engine, text, update
 from starlette.testclient import TestClient
 
 from app import create_app
@@ -27,18 +26,16 @@ ADMIN = ("admin", "admin-password-1")
 PASSWORD = "correct-horse-42"
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 def make_settings(var_dir: Any, **env: str) -> Settings:
-    url = normalize_database_url(
-        os.environ.get("DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir}/test.db"
-    )
+    url = normalize_database_url(os.environ.get("DATABASE_URL") or f"sqlite:///{var_dir}/test.db")
     base = {
         "PETSTORE_VAR_DIR": str(var_dir),
         "DATABASE_URL": url,
@@ -55,7 +52,7 @@ def make_settings(var_dir: Any, **env: str) -> Settings:
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     s = make_settings(tmp_path_factory.mktemp("var"))
     if s.database_url.startswith("postgresql"):
-        asyncio.run(_reset_postgres(s.database_url))
+        _reset_postgres(s.database_url)
     migrate(s)
     return s
 
@@ -136,10 +133,8 @@ class Api:
             tenant = self.tenant or ""
 
             async def promote(db: Database) -> None:
-                async with db.session(tenant, write=True) as s:
-                    await s.execute(
-                        update(User).where(User.id == uuid.UUID(user["id"])).values(role="admin")
-                    )
+                stmt = update(User).where(User.id == uuid.UUID(user["id"])).values(role="admin")
+                await db.run(tenant, lambda s: s.execute(stmt), write=True)
 
             run_db(self.settings, promote)
             self._tokens["admin"] = self.login(user["username"])

@@ -86,17 +86,17 @@ def test_tenant_filter_applies_to_get_and_list(settings: Settings) -> None:
         with pytest.raises(NotFound):
             await pets.get_pet(db, b, pet.id)
         assert (await pets.list_pets(db, b, pets.PetQuery())).total == 0
-        async with db.session(b) as session:  # even a raw ORM query cannot see it
-            assert (await session.scalars(select(Pet).where(Pet.id == pet.id))).all() == []
+        # even a raw ORM query cannot see it
+        rows = await db.run(b, lambda s: s.scalars(select(Pet).where(Pet.id == pet.id)).all())
+        assert rows == []
 
     run_db(settings, go)
 
 
 def test_session_without_tenant_refuses_queries(settings: Settings) -> None:
     async def go(db: Database) -> None:
-        async with db._readers() as session:
-            with pytest.raises(TenantMissingError):
-                await session.scalars(select(Pet))
+        with db._readers() as session, pytest.raises(TenantMissingError):
+            session.scalars(select(Pet))
 
     run_db(settings, go)
 
