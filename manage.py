@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from models import Pet
@@ -116,6 +116,15 @@ DEMO_PETS = [
         description="A calm senior lap cat",
     ),
 ]
+
+
+def reset_postgres(url: str) -> None:
+    """Drop and recreate the public schema (test and contract runs start clean)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 def migrate(settings: Settings) -> None:

@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
 
-from manage import migrate
+from manage import migrate, reset_postgres
 from settings import ROOT, Settings, normalize_database_url
 
 ADMIN_USER, ADMIN_PASSWORD = "contract-admin", "contract-admin-password"
@@ -28,14 +27,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def _wait_until_up(base: str, server: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -66,7 +57,7 @@ def main() -> int:
     }
     settings = Settings.from_env(env)
     if url.startswith("postgresql"):
-        _reset_postgres(url)
+        reset_postgres(url)
     migrate(settings)
     port = _free_port()
     base = f"http://127.0.0.1:{port}/v1"

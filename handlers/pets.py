@@ -56,15 +56,16 @@ def _tuple(value: Any) -> tuple[str, ...]:
     return tuple(value) if value else ()
 
 
-def _sort(sort: str) -> tuple[str, bool]:
-    return (sort[1:], True) if sort.startswith("-") else (sort, False)
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
 
 
-async def list_pets(**params: Any) -> Response:
-    field, descending = _sort(params.get("sort", "-createdAt"))
-    query = service.PetQuery(
-        page=params.get("page", 1),
-        limit=params.get("limit", 20),
+def _pet_query(params: dict[str, Any]) -> service.PetQuery:
+    """The list's query parameters (or a search body flattened into them) → PetQuery."""
+    sort = params.get("sort") or "-createdAt"
+    return service.PetQuery(
+        page=params.get("page") or 1,
+        limit=params.get("limit") or 20,
         species=_tuple(params.get("species")),
         status=_tuple(params.get("status")),
         size=_tuple(params.get("size")),
@@ -76,41 +77,35 @@ async def list_pets(**params: Any) -> Response:
         min_price=_decimal(params.get("minPrice")),
         max_price=_decimal(params.get("maxPrice")),
         name=params.get("name"),
-        sort=field,
-        descending=descending,
+        sort=sort.lstrip("-"),
+        descending=sort.startswith("-"),
     )
-    page = await service.list_pets(container().db, header_tenant(), query)
+
+
+def _flatten_search(body: dict[str, Any]) -> dict[str, Any]:
+    criteria = body.get("criteria", {})
+    ages, prices = criteria.get("ageRange", {}), criteria.get("priceRange", {})
+    compat, sort = criteria.get("compatibility", {}), body.get("sort", {})
+    descending = sort.get("order", "DESC") == "DESC"
+    return {
+        **body.get("pagination", {}),
+        **{k: criteria.get(k) for k in ("species", "status", "size", "gender", "name")},
+        **compat,
+        "minAge": ages.get("min"),
+        "maxAge": ages.get("max"),
+        "minPrice": prices.get("min"),
+        "maxPrice": prices.get("max"),
+        "sort": ("-" if descending else "") + sort.get("field", "createdAt"),
+    }
+
+
+async def list_pets(**params: Any) -> Response:
+    page = await service.list_pets(container().db, header_tenant(), _pet_query(params))
     return json_response(dump_collection(page, api_base(), "/pets", dict(request.query_params)))
 
 
-def _decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
 async def search_pets(body: dict[str, Any]) -> Response:
-    criteria = body.get("criteria", {})
-    ages = criteria.get("ageRange", {})
-    prices = criteria.get("priceRange", {})
-    compat = criteria.get("compatibility", {})
-    sort = body.get("sort", {})
-    paging = body.get("pagination", {})
-    query = service.PetQuery(
-        page=paging.get("page", 1),
-        limit=paging.get("limit", 20),
-        species=_tuple(criteria.get("species")),
-        status=_tuple(criteria.get("status")),
-        size=_tuple(criteria.get("size")),
-        gender=_tuple(criteria.get("gender")),
-        good_with_kids=compat.get("goodWithKids"),
-        good_with_pets=compat.get("goodWithPets"),
-        min_age=ages.get("min"),
-        max_age=ages.get("max"),
-        min_price=_decimal(prices.get("min")),
-        max_price=_decimal(prices.get("max")),
-        name=criteria.get("name"),
-        sort=sort.get("field", "createdAt"),
-        descending=sort.get("order", "DESC") == "DESC",
-    )
+    query = _pet_query(_flatten_search(body))
     page = await service.list_pets(container().db, header_tenant(), query)
     return json_response(dump_collection(page, api_base(), "/pets", {}))
 

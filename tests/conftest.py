@@ -13,25 +13,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from app import create_app
-from manage import migrate
+from manage import migrate, reset_postgres
 from models import User
 from models.database import Database
 from settings import Settings, normalize_database_url
 
 ADMIN = ("admin", "admin-password-1")
 PASSWORD = "correct-horse-42"
-
-
-def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def make_settings(var_dir: Any, **env: str) -> Settings:
@@ -52,7 +44,7 @@ def make_settings(var_dir: Any, **env: str) -> Settings:
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     s = make_settings(tmp_path_factory.mktemp("var"))
     if s.database_url.startswith("postgresql"):
-        _reset_postgres(s.database_url)
+        reset_postgres(s.database_url)
     migrate(s)
     return s
 

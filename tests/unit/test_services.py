@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from decimal import Decimal
 
@@ -146,5 +147,21 @@ def test_authenticate_throttles_per_username_and_per_client(
         # another username from the same client is not yet blocked (client limit is 10x)
         with pytest.raises(AuthenticationFailed):
             await users.authenticate(db, tenant, "someone", "wrong", throttle, "10.0.0.9")
+
+    run_db(settings, go)
+
+
+def test_concurrent_conditional_updates_one_wins(settings: Settings, tenant: str) -> None:
+    """Two writers holding the same ETag race; the row lock / BEGIN IMMEDIATE lets one win."""
+
+    async def go(db: Database) -> None:
+        pet = await pets.create_pet(db, staff(tenant), DATA)
+        results = await asyncio.gather(
+            *[pets.replace_pet(db, staff(tenant), pet.id, DATA, frozenset({1})) for _ in range(5)],
+            return_exceptions=True,
+        )
+        assert sum(not isinstance(r, Exception) for r in results) == 1
+        assert all(isinstance(r, PreconditionFailed) for r in results if isinstance(r, Exception))
+        assert (await pets.get_pet(db, tenant, pet.id)).version == 2
 
     run_db(settings, go)
