@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -30,6 +31,10 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, container: Container) -> None:
         self.app = app
         self.container = container
+        # Request ids: a random per-process prefix and a counter. Unique without a getrandom
+        # syscall per request (which released the GIL to the DB worker thread under load).
+        self._prefix = uuid.uuid4().hex[:16]
+        self._counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -41,7 +46,7 @@ class RequestContextMiddleware:
             return
         request_id = _header(scope, b"x-request-id")
         if not request_id or len(request_id) > 64 or not request_id.isascii():
-            request_id = uuid.uuid4().hex
+            request_id = f"{self._prefix}{next(self._counter):016x}"
         started = time.perf_counter()
         status = 500
 
