@@ -6,6 +6,7 @@ Usage: python -m contract.run  (DATABASE_URL selects PostgreSQL; its public sche
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -41,6 +42,45 @@ def _wait_until_up(base: str, server: subprocess.Popen[bytes], timeout: float = 
             pass
         time.sleep(0.2)
     raise SystemExit("server did not start")
+
+
+def _token(base: str, username: str, password: str) -> str:
+    login = httpx.post(f"{base}/auth/tokens", json={"username": username, "password": password})
+    login.raise_for_status()
+    return str(login.json()["token"])
+
+
+def _write_identities(base: str, var: Path) -> Path:
+    """A Web Fuzzing Commons auth file: the admin (who sends the fuzzing traffic) and two
+    ordinary users who must never see each other's objects (object_level_authorization)."""
+    entries = [{"name": "admin", "token": _token(base, ADMIN_USER, ADMIN_PASSWORD)}]
+    for name in ("alice", "bob"):
+        password = f"{name}-contract-password"
+        created = httpx.post(
+            f"{base}/users",
+            json={
+                "username": f"contract-{name}",
+                "email": f"{name}@contract.example",
+                "password": password,
+                "firstName": name.title(),
+                "lastName": "Peer",
+            },
+        )
+        created.raise_for_status()
+        entries.append({"name": name, "token": _token(base, f"contract-{name}", password)})
+    document = {
+        "schemaVersion": "1.0",
+        "auth": [
+            {
+                "name": e["name"],
+                "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {e['token']}"}],
+            }
+            for e in entries
+        ],
+    }
+    path = var / "identities.json"
+    path.write_text(json.dumps(document))
+    return path
 
 
 def main() -> int:
@@ -84,11 +124,7 @@ def main() -> int:
     )
     try:
         _wait_until_up(base, server)
-        login = httpx.post(
-            f"{base}/auth/tokens", json={"username": ADMIN_USER, "password": ADMIN_PASSWORD}
-        )
-        login.raise_for_status()
-        token = login.json()["token"]
+        env["PETSTORE_WFC_FILE"] = str(_write_identities(base, var))
         command = [
             str(Path(sys.executable).parent / "schemathesis"),
             "--config-file",
@@ -97,14 +133,12 @@ def main() -> int:
             str(ROOT / "spec" / "openapi.yaml"),
             "--url",
             base,
-            "-H",
-            f"Authorization: Bearer {token}",
             "--no-color",
         ]
         max_time = os.environ.get("CONTRACT_MAX_TIME")
         if max_time:
             command += ["--max-time", max_time]
-        result = subprocess.run(command, cwd=ROOT, check=False, timeout=900)
+        result = subprocess.run(command, cwd=ROOT, env=env, check=False, timeout=900)
         return result.returncode
     finally:
         server.send_signal(signal.SIGTERM)
