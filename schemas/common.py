@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
+
+from services.pagination import Page
 
 
 def timestamp(value: datetime) -> str:
@@ -21,3 +24,30 @@ def put_optional(data: dict[str, Any], key: str, value: Any) -> None:
     """Optional fields are omitted rather than null: the spec does not make them nullable."""
     if value is not None:
         data[key] = value
+
+
+def page_meta(page: Page[Any]) -> dict[str, int]:
+    return {
+        "page": page.page,
+        "limit": page.limit,
+        "totalItems": page.total,
+        "totalPages": page.total_pages,
+    }
+
+
+def collection_links(
+    page: Page[Any], api_base: str, path: str, params: dict[str, Any]
+) -> dict[str, str]:
+    """self/first/last/prev/next for a page, keeping the caller's other query parameters."""
+
+    def link(number: int) -> str:
+        query = {k: v for k, v in params.items() if v is not None and k not in ("page", "limit")}
+        query.update(page=number, limit=page.limit)
+        return f"{api_base}{path}?{urlencode(query, doseq=True)}"
+
+    links = {"self": link(page.page), "first": link(1), "last": link(page.total_pages)}
+    if page.page > 1:
+        links["prev"] = link(min(page.page - 1, page.total_pages))
+    if page.page < page.total_pages:
+        links["next"] = link(page.page + 1)
+    return links

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from models import Pet
-from schemas.common import put_optional, timestamp
+from schemas.common import collection_links, page_meta, put_optional, timestamp
 from services.pagination import Page
 
 
@@ -44,23 +43,8 @@ def etag(pet: Pet) -> str:
 def dump_collection(
     page: Page[Pet], api_base: str, path: str, params: dict[str, Any]
 ) -> dict[str, Any]:
-    def link(number: int) -> str:
-        query = {k: v for k, v in params.items() if v is not None and k not in ("page", "limit")}
-        query.update(page=number, limit=page.limit)
-        return f"{api_base}{path}?{urlencode(query, doseq=True)}"
-
-    links = {"self": link(page.page), "first": link(1), "last": link(page.total_pages)}
-    if page.page > 1:
-        links["prev"] = link(min(page.page - 1, page.total_pages))
-    if page.page < page.total_pages:
-        links["next"] = link(page.page + 1)
     return {
         "data": [dump_pet(p, api_base) for p in page.items],
-        "pagination": {
-            "page": page.page,
-            "limit": page.limit,
-            "totalItems": page.total,
-            "totalPages": page.total_pages,
-        },
-        "links": links,
+        "pagination": page_meta(page),
+        "links": collection_links(page, api_base, path, params),
     }

@@ -1,0 +1,62 @@
+"""Store inventory: live counts of the tenant's pets by adoption status and species.
+
+Rule: any authenticated caller with ``read:pets`` may read their tenant's inventory (checked by
+the protocol's scope rules); counts are computed from the rows, never stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import Pet
+from models.database import Database
+from services.pagination import MAX_PAGE_SIZE, Page
+
+STATUSES = ("AVAILABLE", "PENDING", "ADOPTED", "NOT_AVAILABLE")
+SPECIES = ("DOG", "CAT", "RABBIT", "BIRD", "REPTILE", "OTHER")
+
+
+@dataclass
+class Counts:
+    by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+
+@dataclass
+class Inventory:
+    overall: Counts
+    by_species: dict[str, Counts]
+
+
+def _count(session: Session) -> Inventory:
+    rows = session.execute(
+        select(Pet.species, Pet.status, func.count()).group_by(Pet.species, Pet.status)
+    ).all()
+    overall = Counts()
+    by_species = {species: Counts() for species in SPECIES}
+    for species, status, count in rows:
+        overall.by_status[status] = overall.by_status.get(status, 0) + count
+        by_species.setdefault(species, Counts()).by_status[status] = count
+    return Inventory(overall=overall, by_species=by_species)
+
+
+async def get_inventory(db: Database, tenant: str) -> Inventory:
+    """Counts for the whole catalogue of one tenant, with every species present (zeros too)."""
+    return await db.run(tenant, _count)
+
+
+async def list_inventories(
+    db: Database, tenant: str, page: int, limit: int
+) -> Page[tuple[str, Counts]]:
+    """One inventory row per species, in the Species enum's order, paginated."""
+    inventory = await get_inventory(db, tenant)
+    rows = list(inventory.by_species.items())
+    limit = min(max(limit, 1), MAX_PAGE_SIZE)
+    page = max(page, 1)
+    start = (page - 1) * limit
+    return Page(items=rows[start : start + limit], total=len(rows), page=page, limit=limit)
