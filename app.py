@@ -21,6 +21,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
 
+from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
@@ -72,14 +73,16 @@ def build_container(settings: Settings) -> Container:
         if settings.redis_url
         else MemoryCounterStore()
     )
+    db = Database(settings.database_url)
     return Container(
         settings=settings,
-        db=Database(settings.database_url),
+        db=db,
         tokens=TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds),
         counters=counters,
         login_throttle=FailureThrottle(
             counters, settings.login_max_failures, settings.login_window_seconds
         ),
+        roles=RoleLookup(db, settings.role_cache_seconds),
     )
 
 

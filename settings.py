@@ -41,6 +41,8 @@ class Settings:
     rate_limit_per_minute: int = 600
     redis_url: str | None = None
     redis_prefix: str = "petstore:"
+    public_url: str | None = None
+    role_cache_seconds: float = 5.0
     validate_responses: bool = True
     max_body_bytes: int = 1024 * 1024
     login_max_failures: int = 5
@@ -66,6 +68,8 @@ class Settings:
             rate_limit_per_minute=int(env.get("PETSTORE_RATE_LIMIT", 600)),
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("PETSTORE_REDIS_PREFIX", "petstore:"),
+            public_url=(env.get("PETSTORE_PUBLIC_URL") or "").rstrip("/") or None,
+            role_cache_seconds=float(env.get("PETSTORE_ROLE_CACHE_SECONDS", 5)),
             validate_responses=_bool(env.get("PETSTORE_VALIDATE_RESPONSES"), True),
             max_body_bytes=int(env.get("PETSTORE_MAX_BODY_BYTES", 1024 * 1024)),
             login_max_failures=int(env.get("PETSTORE_LOGIN_MAX_FAILURES", 5)),

@@ -1,17 +1,27 @@
-"""Connexion ``x-tokenInfoFunc`` for the ``oauth2`` scheme: verify the JWT locally (no I/O on the
-event loop) and return its claims; Connexion then checks the operation's scopes against
-``claims["scope"]``."""
+"""Connexion ``x-tokenInfoFunc`` for the ``oauth2`` scheme: verify the JWT locally, then take the
+account's *current* role (a deleted account gets 401, a demoted one loses scopes at once) and
+return claims whose ``scope`` is that role's; Connexion checks the operation's scopes against it."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from services.principal import ROLE_SCOPES
 
-def token_info(token: str, request: Any = None) -> dict[str, Any] | None:
-    if request is None:
-        return None
-    container = request.scope.get("petstore")
+
+async def token_info(token: str, request: Any = None) -> dict[str, Any] | None:
+    container = request.scope.get("petstore") if request is not None else None
     if container is None:
         return None
     claims: dict[str, Any] | None = container.tokens.verify(token)
-    return claims
+    if claims is None:
+        return None
+    try:
+        subject = uuid.UUID(str(claims["sub"]))
+    except ValueError:
+        return None
+    role = await container.roles.role(str(claims.get("tid", "")), subject)
+    if role is None:
+        return None
+    return {**claims, "role": role, "scope": " ".join(sorted(ROLE_SCOPES.get(role, ())))}

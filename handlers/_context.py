@@ -40,6 +40,11 @@ def principal() -> Principal:
 
 
 def api_base() -> str:
+    """Base of the URLs the API hands out: PETSTORE_PUBLIC_URL when set (recommended behind a
+    proxy or cache), else the request's scheme and Host (syntax checked by web.middleware)."""
+    public = container().settings.public_url
+    if public:
+        return f"{public}/v1"
     url = request.url
     return f"{url.scheme}://{url.netloc}/v1"
 

@@ -101,13 +101,14 @@ def _flatten_search(body: dict[str, Any]) -> dict[str, Any]:
 
 async def list_pets(**params: Any) -> Response:
     page = await service.list_pets(container().db, header_tenant(), _pet_query(params))
-    return json_response(dump_collection(page, api_base(), "/pets", dict(request.query_params)))
+    return json_response(dump_collection(page, api_base(), "/pets", params))
 
 
 async def search_pets(body: dict[str, Any]) -> Response:
-    query = _pet_query(_flatten_search(body))
-    page = await service.list_pets(container().db, header_tenant(), query)
-    return json_response(dump_collection(page, api_base(), "/pets", {}))
+    """Its links are the equivalent GET /v1/pets queries (same criteria, other pages)."""
+    params = _flatten_search(body)
+    page = await service.list_pets(container().db, header_tenant(), _pet_query(params))
+    return json_response(dump_collection(page, api_base(), "/pets", params))
 
 
 async def create_pet(body: dict[str, Any]) -> Response:

@@ -49,5 +49,7 @@ async def update_user(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa:
 
 
 async def delete_user(id: uuid.UUID) -> Response:  # noqa: A002
-    await service.delete_user(container().db, principal(), uuid.UUID(str(id)))
+    who, user_id = principal(), uuid.UUID(str(id))
+    await service.delete_user(container().db, who, user_id)
+    container().roles.forget(who.tenant, user_id)
     return no_content()

@@ -40,6 +40,12 @@ class MemoryCounterStore:
     async def clear(self, key: str) -> None:
         self._counts.pop(key, None)
 
+    async def decrement(self, key: str) -> None:
+        async with self._lock:
+            entry = self._live(key)
+            if entry is not None and entry[0] > 0:
+                self._counts[key] = (entry[0] - 1, entry[1])
+
     def _sweep(self) -> None:
         now = self._clock()
         for key in [k for k, (_, exp) in self._counts.items() if exp <= now]:
@@ -47,6 +53,13 @@ class MemoryCounterStore:
 
     async def close(self) -> None:
         self._counts.clear()
+
+
+_DECR_IF_POSITIVE = """
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+if v > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
 
 
 class RedisCounterStore:
@@ -77,6 +90,10 @@ class RedisCounterStore:
 
     async def clear(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)
+
+    async def decrement(self, key: str) -> None:
+        # Only while the key lives and stays positive (a lone DECR would create it at -1).
+        await self._redis.eval(_DECR_IF_POSITIVE, 1, self._prefix + key)
 
     async def close(self) -> None:
         await self._redis.aclose()

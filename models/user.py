@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Index, String, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, TenantScoped, UTCDateTime, utcnow, uuid7
@@ -15,6 +15,9 @@ class User(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "username", name="uq_users_tenant_username"),
         UniqueConstraint("tenant_id", "email", name="uq_users_tenant_email"),
+        # Usernames and emails are unique per tenant regardless of case (login ignores case).
+        Index("uq_users_tenant_username_ci", "tenant_id", text("lower(username)"), unique=True),
+        Index("uq_users_tenant_email_ci", "tenant_id", text("lower(email)"), unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid7)

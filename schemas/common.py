@@ -41,7 +41,11 @@ def collection_links(
     """self/first/last/prev/next for a page, keeping the caller's other query parameters."""
 
     def link(number: int) -> str:
-        query = {k: v for k, v in params.items() if v is not None and k not in ("page", "limit")}
+        query = {
+            k: _query_value(v)
+            for k, v in params.items()
+            if v is not None and v != [] and k not in ("page", "limit")
+        }
         query.update(page=number, limit=page.limit)
         return f"{api_base}{path}?{urlencode(query, doseq=True)}"
 
@@ -51,3 +55,12 @@ def collection_links(
     if page.page < page.total_pages:
         links["next"] = link(page.page + 1)
     return links
+
+
+def _query_value(value: Any) -> Any:
+    """As the value is written in a query string (booleans as true/false, lists repeated)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return [_query_value(v) for v in value]
+    return value

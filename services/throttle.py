@@ -17,28 +17,36 @@ class CounterStore(Protocol):
 
     async def clear(self, key: str) -> None: ...
 
+    async def decrement(self, key: str) -> None:
+        """Take one back (never below zero); no-op when the key is gone."""
+
 
 class FailureThrottle:
-    """After ``max_failures`` failures for a key within ``window_seconds``, refuse until the
-    window ends."""
+    """Counts attempts per key in a fixed window and refuses past a limit.
+
+    An attempt is counted *before* the credentials are checked, so concurrent guesses cannot all
+    slip past the check while the (slow) password verification runs; a success gives its
+    attempt back. ``factor`` scales the limit for keys that stand for many users (a client
+    address)."""
 
     def __init__(self, store: CounterStore, max_failures: int, window_seconds: int) -> None:
         self.store = store
         self.max_failures = max_failures
         self.window_seconds = window_seconds
 
-    async def check(self, *keys: str, factor: int = 1) -> None:
-        """Raise TooManyAttempts if any key reached ``factor`` times max_failures in the window."""
+    async def attempt(self, key: str, factor: int = 1) -> None:
+        """Count one attempt; raise TooManyAttempts if it goes past ``factor`` x the limit."""
         limit = self.max_failures * factor
-        for key in keys:
-            count, reset = await self.store.peek(key)
-            if limit and count >= limit:
-                raise TooManyAttempts(retry_after=max(reset, 1))
+        if not limit:
+            return
+        count, reset = await self.store.increment(key, self.window_seconds)
+        if count > limit:
+            raise TooManyAttempts(retry_after=max(reset, 1))
 
-    async def failed(self, *keys: str) -> None:
-        for key in keys:
-            await self.store.increment(key, self.window_seconds)
+    async def forgive(self, key: str) -> None:
+        """A success: the key's failures no longer count."""
+        await self.store.clear(key)
 
-    async def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            await self.store.clear(key)
+    async def give_back(self, key: str) -> None:
+        """A success on a shared key: only this attempt is taken back."""
+        await self.store.decrement(key)

@@ -132,6 +132,14 @@ async def delete_user(db: Database, principal: Principal, user_id: uuid.UUID) ->
     await db.run(principal.tenant, work, write=True)
 
 
+async def current_role(db: Database, tenant: str, user_id: uuid.UUID) -> str | None:
+    """The account's role, or None if it does not exist (any more)."""
+    role: str | None = await db.run(
+        tenant, lambda s: s.scalar(select(User.role).where(User.id == user_id))
+    )
+    return role
+
+
 async def authenticate(
     db: Database,
     tenant: str,
@@ -141,22 +149,23 @@ async def authenticate(
     client: str,
 ) -> User:
     """Check credentials. An unknown user and a wrong password raise the same
-    AuthenticationFailed (and take the same time). Failures are counted per username and per
-    client; at the throttle's limit for a username (ten times that for one client, which may
-    front many users) TooManyAttempts is raised until the window ends."""
+    AuthenticationFailed (and take the same time). Attempts are counted per username and per
+    client before the password is checked (so parallel guesses are counted too); past the
+    throttle's limit for a username (ten times that for one client, which may front many users)
+    TooManyAttempts is raised until the window ends. A success forgives the username's failures
+    and gives the client its attempt back."""
     user_key, client_key = f"login:user:{tenant}:{username.lower()}", f"login:client:{client}"
-    keys = (user_key, client_key)
-    await throttle.check(user_key)
-    await throttle.check(client_key, factor=CLIENT_FACTOR)
+    await throttle.attempt(user_key)
+    await throttle.attempt(client_key, factor=CLIENT_FACTOR)
     user = await db.run(
         tenant,
         lambda s: s.scalar(select(User).where(func.lower(User.username) == username.lower())),
     )
     ok = await verify_password(user.password_hash if user else None, password)
     if user is None or not ok:
-        await throttle.failed(*keys)
         raise AuthenticationFailed("Invalid username or password.")
-    await throttle.succeeded(user_key)
+    await throttle.forgive(user_key)
+    await throttle.give_back(client_key)
     return user
 
 
@@ -167,7 +176,7 @@ async def ensure_admin(
     password_hash = await hash_password(password)
 
     def work(session: Session) -> User:
-        user = session.scalar(select(User).where(User.username == username))
+        user = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
         now = utcnow()
         if user is None:
             user = User(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from models.database import Database
 from services.throttle import FailureThrottle
@@ -21,6 +22,7 @@ class Container:
     tokens: TokenService
     counters: Any
     login_throttle: FailureThrottle
+    roles: RoleLookup
 
     async def close(self) -> None:
         await self.db.dispose()

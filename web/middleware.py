@@ -3,9 +3,9 @@
 - RequestContext: puts the container in the scope, assigns X-Request-ID, logs one JSON line.
 - RateLimit: fixed one-minute window per client (token subject, else IP), IETF RateLimit-*
   headers on every response, 429 + Retry-After over budget; in-process or Redis.
-- RequestGuard: the spec's method table (405 with a correct Allow), Accept (406), the
-  QUERY method for /pets/search, and the body-size limit (413) checked on Content-Length and
-  again while the body streams in, before anything buffers it.
+- RequestGuard: a syntactically valid Host (400), the spec's method table (405 with a correct
+  Allow), Accept (406), the QUERY method for /pets/search, and the body-size limit (413)
+  checked on Content-Length and again while the body streams in, before anything buffers it.
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ class BodyTooLarge(ProblemException):
 
 
 _JSON_TYPES = ("application/json", "application/problem+json")
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})(:[0-9]{1,5})?$")
 
 
 def _acceptable(accept: str | None) -> bool:
@@ -189,6 +190,11 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         path, method = scope["path"], scope["method"]
+        host = _header(scope, b"host")
+        if host is not None and not _HOST.match(host):
+            # The Host goes into Location and links; a malformed one must never get that far.
+            await send_problem(send, 400, "Invalid Host header.", instance=path)
+            return
         if method == "QUERY" and path in self.query_paths:
             scope = {**scope, "method": "POST"}
             method = "POST"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import jwt
+from sqlalchemy import update
 
+from models import User
+from models.database import Database
 from settings import Settings
-from tests.conftest import PASSWORD, Api, problem
+from tests.conftest import PASSWORD, PET, Api, problem, run_db
 
 
 class TestCreateAuthToken:
@@ -120,3 +124,29 @@ class TestCreateAuthToken:
             algorithm="HS256",
         )
         assert api.request("GET", f"/users/{user['id']}", token).status_code == 401
+
+
+class TestTokensFollowTheAccount:
+    def test_deleted_account_token_is_401(self, api: Api) -> None:
+        admin = api.admin_token()
+        claims = jwt.decode(admin, options={"verify_signature": False})
+        assert api.request("DELETE", f"/users/{claims['sub']}", admin).status_code == 204
+        r = api.request("POST", "/pets", admin, json=PET)
+        assert r.status_code == 401
+
+    def test_demoted_admin_loses_write_pets(self, api: Api, settings: Settings) -> None:
+        from app import create_app
+
+        token = api.admin_token()
+        claims = jwt.decode(token, options={"verify_signature": False})
+
+        async def demote(db: Database) -> None:
+            stmt = update(User).where(User.id == uuid.UUID(claims["sub"])).values(role="user")
+            await db.run(api.tenant or "", lambda s: s.execute(stmt), write=True)
+
+        app = create_app(settings.with_overrides(role_cache_seconds=0))
+        with app.test_client() as client:
+            headers = {"Authorization": f"Bearer {token}", "X-Tenant-ID": api.tenant or ""}
+            assert client.post("/v1/pets", json=PET, headers=headers).status_code == 201
+            run_db(settings, demote)
+            assert client.post("/v1/pets", json=PET, headers=headers).status_code == 403

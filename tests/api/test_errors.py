@@ -173,3 +173,26 @@ def test_error_body_is_never_half_written(api: Api) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert api.request("GET", "/pets").json()["pagination"]["totalItems"] == 0
+
+
+class TestHostHeader:
+    def test_malformed_host_is_400_and_nothing_is_written(self, api: Api) -> None:
+        body = {
+            "username": "hosty",
+            "email": "hosty@example.com",
+            "password": "long-enough-pw",
+            "firstName": "H",
+            "lastName": "Y",
+        }
+        r = api.request("POST", "/users", json=body, headers={"Host": "%zz"})
+        assert r.status_code == 400
+        assert r.json()["detail"] == "Invalid Host header."
+        assert api.request("POST", "/users", json=body).status_code == 201
+
+    def test_public_url_setting_wins_over_host(self, settings) -> None:  # type: ignore[no-untyped-def]
+        from app import create_app
+
+        app = create_app(settings.with_overrides(public_url="https://api.example.org"))
+        with app.test_client() as client:
+            r = client.get("/v1/pets", headers={"Host": "evil.example"})
+        assert r.json()["links"]["self"].startswith("https://api.example.org/v1/pets?")

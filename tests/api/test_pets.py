@@ -228,6 +228,15 @@ class TestListPets:
         assert [p["name"] for p in second["data"]] == ["Tom"]
         assert second["links"]["prev"].endswith("page=1&limit=3")
 
+    def test_links_keep_every_filter(self, api: Api) -> None:
+        self._catalogue(api)
+        params = {"species": ["DOG", "CAT"], "goodWithKids": "true", "limit": 1, "sort": "name"}
+        body = api.request("GET", "/pets", params=params).json()
+        assert body["pagination"]["totalItems"] == 2
+        nxt = api.client.get(body["links"]["next"], headers=api.headers()).json()
+        assert nxt["pagination"] == {**body["pagination"], "page": 2}
+        assert [p["name"] for p in body["data"] + nxt["data"]] == ["Kit", "Rex"]
+
     def test_filters(self, api: Api) -> None:
         self._catalogue(api)
 
@@ -295,6 +304,21 @@ class TestSearchPets:
         assert post.status_code == query.status_code == 200
         assert [p["name"] for p in post.json()["data"]] == ["B", "C"]
         assert post.json()["data"] == query.json()["data"]
+
+    def test_links_are_the_equivalent_list_query(self, api: Api) -> None:
+        token = api.admin_token()
+        for name in ("A", "B", "C"):
+            api.create_pet(token, name=name, species="CAT")
+        api.create_pet(token, name="D", species="DOG")
+        body = {
+            "criteria": {"species": ["CAT"]},
+            "sort": {"field": "name", "order": "ASC"},
+            "pagination": {"limit": 2},
+        }
+        first = api.request("POST", "/pets/search", json=body).json()
+        second = api.client.get(first["links"]["next"], headers=api.headers()).json()
+        assert [p["name"] for p in first["data"] + second["data"]] == ["A", "B", "C"]
+        assert second["pagination"]["totalItems"] == 3
 
     def test_400_bad_criteria(self, api: Api) -> None:
         r = api.request("POST", "/pets/search", json={"criteria": {"species": ["DRAGON"]}})

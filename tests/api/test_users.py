@@ -170,10 +170,11 @@ class TestUpdateUser:
 
 
 class TestDeleteUser:
-    def test_204_then_token_owner_sees_404(self, api: Api) -> None:
+    def test_204_then_the_account_and_its_token_are_gone(self, api: Api) -> None:
         user, token = api.user_token()
         assert api.request("DELETE", f"/users/{user['id']}", token).status_code == 204
-        assert api.request("GET", f"/users/{user['id']}", token).status_code == 404
+        assert api.request("GET", f"/users/{user['id']}", token).status_code == 401
+        assert api.request("GET", f"/users/{user['id']}", api.admin_token()).status_code == 404
         r = api.request(
             "POST", "/auth/tokens", json={"username": user["username"], "password": PASSWORD}
         )

@@ -27,6 +27,10 @@ def test_memory_counter_window_expires() -> None:
     async def go() -> None:
         assert await store.increment("k", 60) == (1, 60)
         assert await store.increment("k", 60) == (2, 60)
+        await store.decrement("k")
+        await store.decrement("missing")
+        assert await store.peek("missing") == (0, 0)
+        assert (await store.increment("k", 60))[0] == 2
         now[0] += 30
         assert await store.peek("k") == (2, 30)
         now[0] += 31

@@ -165,3 +165,80 @@ def test_concurrent_conditional_updates_one_wins(settings: Settings, tenant: str
         assert (await pets.get_pet(db, tenant, pet.id)).version == 2
 
     run_db(settings, go)
+
+
+def test_parallel_guesses_are_all_counted(settings: Settings, tenant: str) -> None:
+    """The attempt is counted before the slow password check: 12 parallel wrong guesses against
+    a limit of 3 get at most 3 real checks."""
+    new = users.NewUser(
+        username="trent",
+        email="t@example.com",
+        first_name="T",
+        last_name="T",
+        password="password-123",
+    )
+
+    async def go(db: Database) -> None:
+        throttle = FailureThrottle(MemoryCounterStore(), max_failures=3, window_seconds=60)
+        await users.register(db, tenant, new)
+        results = await asyncio.gather(
+            *[
+                users.authenticate(db, tenant, "trent", f"guess-{i}", throttle, "10.0.0.7")
+                for i in range(12)
+            ],
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, AuthenticationFailed) for r in results) == 3
+        assert sum(isinstance(r, TooManyAttempts) for r in results) == 9
+
+    run_db(settings, go)
+
+
+def test_database_refuses_usernames_differing_only_in_case(settings: Settings, tenant: str) -> None:
+    """Registration checks case-insensitively; the unique index closes the race behind it."""
+    from sqlalchemy.exc import IntegrityError
+
+    from models import User
+    from models.base import utcnow
+
+    def row(name: str) -> User:
+        now = utcnow()
+        return User(
+            username=name,
+            email=f"{name}@example.com".lower().replace("@", f"{name}@"),
+            first_name="A",
+            last_name="B",
+            password_hash="x",
+            role="user",
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def go(db: Database) -> None:
+        await db.run(tenant, lambda s: s.add(row("Alice")), write=True)
+        with pytest.raises(IntegrityError):
+            await db.run(tenant, lambda s: s.add(row("alice")), write=True)
+
+    run_db(settings, go)
+
+
+def test_ensure_admin_matches_the_username_in_any_case(settings: Settings, tenant: str) -> None:
+    new = users.NewUser(
+        username="Boss",
+        email="boss@example.com",
+        first_name="B",
+        last_name="B",
+        password="password-123",
+    )
+
+    async def go(db: Database) -> None:
+        squatter = await users.register(db, tenant, new)
+        admin = await users.ensure_admin(db, tenant, "boss", "admin-password-9")
+        assert admin.id == squatter.id
+        assert admin.role == "admin"
+        throttle = FailureThrottle(MemoryCounterStore(), max_failures=5, window_seconds=60)
+        logged_in = await users.authenticate(db, tenant, "boss", "admin-password-9", throttle, "c")
+        assert logged_in.id == squatter.id
+
+    run_db(settings, go)
