@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import jsonschema_rs
+import pytest
 
 from auth.tokens import TokenService, principal_from_claims
 from infra.counters import MemoryCounterStore
@@ -70,3 +71,32 @@ def test_token_scopes_cannot_exceed_the_role() -> None:
     assert "admin" not in principal_from_claims(claims).scopes
     assert service.verify(issued.token + "x") is None
     assert TokenService("other" * 10, "https://issuer", 60).verify(issued.token) is None
+
+
+def test_password_hashing_is_bounded_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No more than MAX_CONCURRENT_HASHES argon2 computations (64 MiB each) run at once."""
+    import threading
+    import time as _time
+
+    from services import passwords
+
+    running, peak, lock = 0, 0, threading.Lock()
+
+    class SlowHasher:
+        def hash(self, password: str) -> str:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            _time.sleep(0.05)
+            with lock:
+                running -= 1
+            return "hashed"
+
+    monkeypatch.setattr(passwords, "_hasher", SlowHasher())
+
+    async def go() -> None:
+        await asyncio.gather(*[passwords.hash_password("pw") for _ in range(12)])
+
+    asyncio.run(go())
+    assert peak == passwords.MAX_CONCURRENT_HASHES
