@@ -31,6 +31,16 @@ from tests.conftest import run_db
 DATA = pets.PetData(name="Rex", species="DOG", age_months=12, price=Decimal("10.00"))
 
 
+def new_user(username: str, email: str) -> users.NewUser:
+    return users.NewUser(
+        username=username,
+        email=email,
+        first_name="Test",
+        last_name="User",
+        password="password-123",
+    )
+
+
 def staff(tenant: str) -> Principal:
     return Principal(uuid.uuid4(), "admin", ROLE_SCOPES["admin"], tenant)
 
@@ -103,13 +113,7 @@ def test_session_without_tenant_refuses_queries(settings: Settings) -> None:
 
 
 def test_users_duplicate_and_ownership(settings: Settings, tenant: str) -> None:
-    new = users.NewUser(
-        username="eve",
-        email="eve@example.com",
-        first_name="E",
-        last_name="V",
-        password="password-123",
-    )
+    new = new_user("eve", "eve@example.com")
 
     async def go(db: Database) -> None:
         eve = await users.register(db, tenant, new)
@@ -128,13 +132,7 @@ def test_users_duplicate_and_ownership(settings: Settings, tenant: str) -> None:
 def test_authenticate_throttles_per_username_and_per_client(
     settings: Settings, tenant: str
 ) -> None:
-    new = users.NewUser(
-        username="mallory",
-        email="m@example.com",
-        first_name="M",
-        last_name="M",
-        password="password-123",
-    )
+    new = new_user("mallory", "m@example.com")
 
     async def go(db: Database) -> None:
         throttle = FailureThrottle(MemoryCounterStore(), max_failures=2, window_seconds=60)
@@ -170,13 +168,7 @@ def test_concurrent_conditional_updates_one_wins(settings: Settings, tenant: str
 def test_parallel_guesses_are_all_counted(settings: Settings, tenant: str) -> None:
     """The attempt is counted before the slow password check: 12 parallel wrong guesses against
     a limit of 3 get at most 3 real checks."""
-    new = users.NewUser(
-        username="trent",
-        email="t@example.com",
-        first_name="T",
-        last_name="T",
-        password="password-123",
-    )
+    new = new_user("trent", "t@example.com")
 
     async def go(db: Database) -> None:
         throttle = FailureThrottle(MemoryCounterStore(), max_failures=3, window_seconds=60)
@@ -224,13 +216,7 @@ def test_database_refuses_usernames_differing_only_in_case(settings: Settings, t
 
 
 def test_ensure_admin_matches_the_username_in_any_case(settings: Settings, tenant: str) -> None:
-    new = users.NewUser(
-        username="Boss",
-        email="boss@example.com",
-        first_name="B",
-        last_name="B",
-        password="password-123",
-    )
+    new = new_user("Boss", "boss@example.com")
 
     async def go(db: Database) -> None:
         squatter = await users.register(db, tenant, new)
