@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -20,14 +20,27 @@ def _bool(value: str | None, default: bool) -> bool:
 
 
 def _load_or_create_secret(path: Path) -> str:
-    """Embedded default: a random signing key generated once and kept under var/ (mode 0600)."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+    """Embedded default: a random signing key generated once and kept under var/ (mode 0600).
+
+    Written to a temporary file and linked into place, so a crash never leaves an empty key
+    and two workers starting together end up with the same one."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won the race; use its key
+        finally:
+            tmp.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ValueError(f"{path} is empty: delete it to generate a new signing key")
     return key
 
 
@@ -50,9 +63,7 @@ class Settings:
     admin_username: str | None = None
     admin_password: str | None = None
     admin_email: str | None = None
-    seed_demo_data: bool = False
     log_json: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -76,7 +87,6 @@ class Settings:
             admin_username=env.get("PETSTORE_ADMIN_USERNAME") or None,
             admin_password=env.get("PETSTORE_ADMIN_PASSWORD") or None,
             admin_email=env.get("PETSTORE_ADMIN_EMAIL") or None,
-            seed_demo_data=_bool(env.get("PETSTORE_SEED_DEMO"), False),
             log_json=_bool(env.get("PETSTORE_LOG_JSON"), True),
         )
 

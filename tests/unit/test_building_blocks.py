@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import jsonschema_rs
 import pytest
@@ -100,3 +101,17 @@ def test_password_hashing_is_bounded_per_process(monkeypatch: pytest.MonkeyPatch
 
     asyncio.run(go())
     assert peak == passwords.MAX_CONCURRENT_HASHES
+
+
+def test_generated_signing_key_is_kept_and_never_empty(tmp_path: Path) -> None:
+    from settings import Settings
+
+    first = Settings.from_env({"PETSTORE_VAR_DIR": str(tmp_path)}).jwt_secret
+    again = Settings.from_env({"PETSTORE_VAR_DIR": str(tmp_path)}).jwt_secret
+    assert first == again
+    assert len(first) >= 48
+    assert oct((tmp_path / "jwt-secret").stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in tmp_path.iterdir()] == ["jwt-secret"]
+    (tmp_path / "jwt-secret").write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        Settings.from_env({"PETSTORE_VAR_DIR": str(tmp_path)})
