@@ -25,6 +25,7 @@ from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
+from infra.payments import TestProcessor
 from logconfig import configure_logging
 from models.base import SHARED_POOL
 from models.database import Database
@@ -83,6 +84,7 @@ def build_container(settings: Settings) -> Container:
             counters, settings.login_max_failures, settings.login_window_seconds
         ),
         roles=RoleLookup(db, settings.role_cache_seconds),
+        processor=TestProcessor(),
     )
 
 

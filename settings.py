@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -64,6 +65,11 @@ class Settings:
     admin_password: str | None = None
     admin_email: str | None = None
     log_json: bool = True
+    order_hold_seconds: int = 1800
+
+    @property
+    def order_hold(self) -> timedelta:
+        return timedelta(seconds=self.order_hold_seconds)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -88,6 +94,7 @@ class Settings:
             admin_password=env.get("PETSTORE_ADMIN_PASSWORD") or None,
             admin_email=env.get("PETSTORE_ADMIN_EMAIL") or None,
             log_json=_bool(env.get("PETSTORE_LOG_JSON"), True),
+            order_hold_seconds=int(env.get("PETSTORE_ORDER_HOLD_SECONDS", 1800)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -138,6 +138,7 @@ def main() -> int:
         max_time = os.environ.get("CONTRACT_MAX_TIME")
         if max_time:
             command += ["--max-time", max_time]
+        command += sys.argv[1:]  # e.g. --include-path /orders --report har (debugging a run)
         result = subprocess.run(command, cwd=ROOT, env=env, check=False, timeout=900)
         return result.returncode
     finally:

@@ -25,6 +25,8 @@ from services.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    PaymentDeclined,
+    PaymentProcessorError,
     PreconditionFailed,
     TooManyAttempts,
 )
@@ -43,6 +45,8 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
     AuthenticationFailed: (401, "invalid-credentials"),
     InvalidInput: (422, "validation-error"),
     TooManyAttempts: (429, "rate-limit-exceeded"),
+    PaymentDeclined: (402, "payment-declined"),
+    PaymentProcessorError: (502, "payment-processor-error"),
 }
 
 
@@ -53,24 +57,31 @@ def _lookup(exc: DomainError) -> tuple[int, str]:
     return 500, "internal-error"
 
 
-def on_domain_error(request: ConnexionRequest, exc: DomainError) -> Response:
+def domain_problem(exc: DomainError, instance: str) -> Response:
+    """The problem+json response for a domain error (also what idempotency keys store)."""
     status, slug = _lookup(exc)
     headers: dict[str, str] = {}
     errors: list[dict[str, str]] | None = None
     if isinstance(exc, InvalidInput):
         errors = [{"field": e.field, "message": e.message, "code": e.code} for e in exc.errors]
     elif isinstance(exc, Conflict) and exc.field:
-        errors = [{"field": exc.field, "message": exc.detail, "code": "duplicate"}]
+        errors = [{"field": exc.field, "message": exc.detail, "code": exc.code}]
+    elif isinstance(exc, PaymentDeclined):
+        errors = [{"field": "source", "message": exc.detail, "code": exc.code}]
     elif isinstance(exc, TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, AuthenticationFailed):
         headers["WWW-Authenticate"] = BEARER_CHALLENGE
     if status == 500:
         log.error("unmapped domain error", exc_info=exc)
-        return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
+        return problem_response(500, "An unexpected error occurred.", instance=instance)
     return problem_response(
-        status, exc.detail, slug=slug, instance=request.url.path, errors=errors, headers=headers
+        status, exc.detail, slug=slug, instance=instance, errors=errors, headers=headers
     )
+
+
+def on_domain_error(request: ConnexionRequest, exc: DomainError) -> Response:
+    return domain_problem(exc, request.url.path)
 
 
 def on_problem(request: ConnexionRequest, exc: HTTPException) -> Response:

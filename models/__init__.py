@@ -1,7 +1,29 @@
 """SQLAlchemy 2 typed models. No HTTP, no serialization, no business rules."""
 
 from models.base import Base, TenantScoped
+from models.idempotency import IdempotencyRecord
+from models.order import ACTIVE_ORDER_STATUSES, Order
+from models.payment import Payment
 from models.pet import Pet
 from models.user import User
+from models.webhook import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 
-__all__ = ["Base", "Pet", "TenantScoped", "User"]
+__all__ = [
+    "ACTIVE_ORDER_STATUSES",
+    "Base",
+    "IdempotencyRecord",
+    "Order",
+    "Payment",
+    "Pet",
+    "TenantScoped",
+    "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
+]

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.tenancy import TenantSession, install_tenant_filter
+from models.tenancy import ALL_TENANTS, TenantSession, install_tenant_filter
 
 T = TypeVar("T")
 PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL")
@@ -83,7 +83,7 @@ class Database:
         self._readers = sessionmaker(reader, class_=TenantSession, expire_on_commit=False)
         self._writers = sessionmaker(writer, class_=TenantSession, expire_on_commit=False)
 
-    def unit_of_work(self, tenant: str, fn: Callable[[Session], T], write: bool) -> T:
+    def unit_of_work(self, tenant: object, fn: Callable[[Session], T], write: bool) -> T:
         """Synchronous: commit on success, roll back on any exception."""
         factory = self._writers if write else self._readers
         with factory() as session:
@@ -95,6 +95,18 @@ class Database:
         """Run ``fn(session)`` as one unit of work in a worker thread (one hop)."""
         limiter = self._write_limiter if write else self._read_limiter
         return await anyio.to_thread.run_sync(self.unit_of_work, tenant, fn, write, limiter=limiter)
+
+    async def run_system(self, fn: Callable[[Session], T], *, write: bool = False) -> T:
+        """A unit of work across all tenants, for system jobs only (the webhook worker)."""
+        limiter = self._write_limiter if write else self._read_limiter
+        return await anyio.to_thread.run_sync(
+            self.unit_of_work, ALL_TENANTS, fn, write, limiter=limiter
+        )
+
+    @property
+    def skip_locked(self) -> bool:
+        """Whether claims can use FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite has one writer)."""
+        return not self.is_sqlite
 
     async def dispose(self) -> None:
         for engine in self._engines:

@@ -12,6 +12,17 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from models.base import TenantScoped
 
 
+class _AllTenants:
+    """Marker for the few system jobs that work across tenants (the webhook delivery worker).
+    Not a string, so no request value can ever select it."""
+
+    def __repr__(self) -> str:
+        return "ALL_TENANTS"
+
+
+ALL_TENANTS = _AllTenants()
+
+
 class TenantMissingError(RuntimeError):
     """A query ran on a session that was not given a tenant."""
 
@@ -20,11 +31,11 @@ class TenantSession(Session):
     """The only session class the app uses; its events scope every query to one tenant."""
 
 
-def _tenant_of(session: Session) -> str:
-    tenant = session.info.get("tenant")
-    if not isinstance(tenant, str):
-        raise TenantMissingError("session has no tenant")
-    return tenant
+def _tenant_of(session: Session) -> str | _AllTenants:
+    tenant: object = session.info.get("tenant")
+    if isinstance(tenant, _AllTenants | str):
+        return tenant
+    raise TenantMissingError("session has no tenant")
 
 
 def _scope_query(state: ORMExecuteState) -> None:
@@ -32,6 +43,8 @@ def _scope_query(state: ORMExecuteState) -> None:
         return
     if state.is_select or state.is_update or state.is_delete:
         tenant = _tenant_of(state.session)
+        if isinstance(tenant, _AllTenants):
+            return
         state.statement = state.statement.options(
             with_loader_criteria(
                 TenantScoped,
@@ -43,6 +56,11 @@ def _scope_query(state: ORMExecuteState) -> None:
 
 def _stamp_tenant(session: Session, _ctx: Any, _instances: Any) -> None:
     tenant = _tenant_of(session)
+    if isinstance(tenant, _AllTenants):
+        for obj in session.new:  # a system job must say which tenant a new row belongs to
+            if isinstance(obj, TenantScoped) and not isinstance(obj.tenant_id, str):
+                raise TenantMissingError("new row without a tenant in a system session")
+        return
     for obj in session.new:
         if isinstance(obj, TenantScoped):
             obj.tenant_id = tenant

@@ -22,9 +22,10 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     """The request clashes with current state (duplicate, illegal transition)."""
 
-    def __init__(self, detail: str, field: str | None = None) -> None:
+    def __init__(self, detail: str, field: str | None = None, code: str = "duplicate") -> None:
         super().__init__(detail)
         self.field = field
+        self.code = code
 
 
 class Forbidden(DomainError):
@@ -61,3 +62,15 @@ class TooManyAttempts(DomainError):
 
     def __post_init__(self) -> None:
         DomainError.__init__(self, self.detail)
+
+
+class PaymentDeclined(DomainError):
+    """The payment processor refused the source (e.g. card declined, insufficient funds)."""
+
+    def __init__(self, detail: str, code: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
+class PaymentProcessorError(DomainError):
+    """The processor failed or was unreachable; nothing was charged and the caller may retry."""

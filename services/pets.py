@@ -10,13 +10,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
-from models import Pet
+from models import Order, Pet
 from models.base import utcnow
 from models.database import Database
-from services.errors import FieldError, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from services.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+)
 from services.pagination import MAX_PAGE_SIZE, Page
 from services.principal import Principal
 
@@ -202,10 +209,18 @@ async def replace_pet(
 
 
 async def delete_pet(db: Database, principal: Principal, pet_id: uuid.UUID) -> None:
-    """Raises Forbidden, NotFound."""
+    """Raises Forbidden, NotFound, Conflict (the pet has orders)."""
     _require_writer(principal)
 
     def work(session: Session) -> None:
-        session.delete(_load(session, pet_id))
+        pet = _load(session, pet_id)
+        if session.scalar(select(exists().where(Order.pet_id == pet_id))):
+            raise Conflict(
+                "The pet has orders and is kept for their history; "
+                "set its status to NOT_AVAILABLE instead.",
+                field="id",
+                code="has_orders",
+            )
+        session.delete(pet)
 
     await db.run(principal.tenant, work, write=True)

@@ -180,3 +180,49 @@ def problem(
     }
     body.update(extra)
     return body
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real server in other processes (uvicorn, 2 workers) on the session's database, for
+    tests that need real concurrency or a real socket. Yields the API base URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "PETSTORE_VAR_DIR": str(settings.var_dir),
+        "PETSTORE_JWT_SECRET": settings.jwt_secret,
+        "PETSTORE_RATE_LIMIT": "100000",
+        "PETSTORE_LOG_LEVEL": "WARNING",
+    }
+    log = (tmp_path_factory.mktemp("live") / "server.log").open("wb")
+    server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-m", "uvicorn", "--factory", "app:app_from_env", "--port", str(port),
+         "--workers", "2", "--no-access-log"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("live server did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -14,6 +14,7 @@ PROBLEM_JSON = "application/problem+json"
 TITLES: dict[int, tuple[str, str]] = {
     400: ("bad-request", "Bad Request"),
     401: ("unauthorized", "Unauthorized"),
+    402: ("payment-declined", "Payment Required"),
     403: ("forbidden", "Forbidden"),
     404: ("not-found", "Not Found"),
     405: ("method-not-allowed", "Method Not Allowed"),
@@ -25,6 +26,7 @@ TITLES: dict[int, tuple[str, str]] = {
     422: ("unprocessable-entity", "Unprocessable Entity"),
     429: ("rate-limit-exceeded", "Too Many Requests"),
     500: ("internal-error", "Internal Server Error"),
+    502: ("bad-gateway", "Bad Gateway"),
     503: ("service-unavailable", "Service Unavailable"),
 }
 

@@ -138,15 +138,61 @@ def _code(error: t.Any) -> str:
     }.get(name, name[0].lower() + name[1:] if name else "invalid")
 
 
+# Values of these fields are never echoed back in error messages (card data, secrets).
+SENSITIVE_FIELDS = frozenset({"password", "number", "cvc", "accountNumber", "iban", "secret"})
+
+
+def _discriminated_branch(error: t.Any) -> list[t.Any] | None:
+    """For a failed ``oneOf`` whose branches are told apart by an enum-valued property (the
+    spec's ``discriminator``), the errors of the one branch the instance chose; else None."""
+    depth = len(error.instance_path)
+    chosen = [
+        branch
+        for branch in getattr(error.kind, "context", None) or []
+        if not any(
+            type(e.kind).__name__ in ("Enum", "Constant") and len(e.instance_path) == depth + 1
+            for e in branch
+        )
+    ]
+    return chosen[0] if len(chosen) == 1 else None
+
+
+def _flatten(errors: t.Iterable[t.Any]) -> t.Iterator[t.Any]:
+    for error in errors:
+        branch = (
+            _discriminated_branch(error) if type(error.kind).__name__ == "OneOfNotValid" else None
+        )
+        if branch:
+            yield from _flatten(branch)
+        else:
+            yield error
+
+
+def _message(error: t.Any, code: str) -> str:
+    """The validator's message, unless it would echo a sensitive value or a whole object."""
+    path = {str(p) for p in error.instance_path}
+    echoes = code not in ("required", "unknown_field")
+    if echoes and (SENSITIVE_FIELDS & path or isinstance(error.instance, dict | list)):
+        return {
+            "oneOfNotValid": "matches none of the allowed shapes",
+            "pattern": "does not have the required format",
+            "minLength": "is too short",
+            "maxLength": "is too long",
+            "type": "has the wrong type",
+        }.get(code, f"is not valid ({code})")
+    return str(error.message)
+
+
 def collect_errors(validator: t.Any, instance: t.Any, prefix: str = "") -> list[dict[str, str]]:
     errors = []
-    for error in validator.iter_errors(instance):
+    for error in _flatten(validator.iter_errors(instance)):
         name = _field_name(error)
+        code = _code(error)
         errors.append(
             {
                 "field": f"{prefix}{name}" if name != "body" or not prefix else prefix.rstrip("."),
-                "message": error.message,
-                "code": _code(error),
+                "message": _message(error, code),
+                "code": code,
             }
         )
         if len(errors) >= 20:

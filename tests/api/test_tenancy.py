@@ -72,3 +72,18 @@ def _body(pet: dict[str, object]) -> dict[str, object]:
         for k, v in pet.items()
         if k not in {"id", "links", "createdAt", "updatedAt", "tenantId", "photos"}
     }
+
+
+def test_orders_are_invisible_across_tenants(client: TestClient, settings: Settings) -> None:
+    """Even an admin of tenant B cannot read, pay, cancel or order across the boundary."""
+    a, b = Api(client, settings, str(uuid.uuid4())), Api(client, settings, str(uuid.uuid4()))
+    pet = a.create_pet(a.admin_token())
+    _, token_a = a.user_token()
+    order = a.request("POST", "/orders", token_a, json={"petId": pet["id"]}).json()
+    admin_b = b.admin_token()
+    path = f"/orders/{order['id']}"
+    assert b.request("GET", path, admin_b).status_code == 404
+    assert b.request("DELETE", path, admin_b).status_code == 404
+    assert b.request("PATCH", path, admin_b, json={"status": "CANCELLED"}).status_code == 404
+    assert b.request("POST", "/orders", admin_b, json={"petId": pet["id"]}).status_code == 422
+    assert a.request("GET", path, token_a).json()["status"] == "PLACED"

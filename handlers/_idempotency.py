@@ -1,0 +1,93 @@
+"""``Idempotency-Key`` for REST operations that create or charge (rules: services/idempotency.py).
+
+The first response is stored as sent (status, body, Location); a replay adds
+``Idempotent-Replayed: true``. Client errors (4xx, e.g. a declined card) are stored like
+successes; server and processor failures (5xx) release the key so that a retry runs again."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import orjson
+from connexion import request
+from starlette.responses import Response
+
+from handlers._context import container
+from handlers.problems import domain_problem
+from services import idempotency as keys
+from services.errors import DomainError
+from services.principal import Principal
+
+STORED_HEADERS = ("location", "etag", "content-type")
+
+
+def _caller(who: Principal, guest_token: str | None) -> str:
+    if who.subject is not None:
+        return f"user:{who.subject}"
+    if guest_token:
+        return "guest:" + hashlib.sha256(guest_token.encode()).hexdigest()[:32]
+    client = request.scope.get("client")
+    return f"ip:{client[0] if client else 'unknown'}"
+
+
+def _fingerprint(operation: str, payload: Any) -> str:
+    """Keyed with a server secret: the request may hold card data, and a plain hash of it could
+    be brute-forced (a CVC has only 1,000 values)."""
+    secret = container().settings.jwt_secret.encode()
+    data = orjson.dumps([operation, payload], option=orjson.OPT_SORT_KEYS)
+    return hmac.new(secret, data, hashlib.sha256).hexdigest()
+
+
+def _stored(response: Response) -> keys.StoredResponse:
+    headers = {k: v for k, v in response.headers.items() if k in STORED_HEADERS}
+    return keys.StoredResponse(response.status_code, headers, bytes(response.body))
+
+
+async def idempotent(
+    operation: str,
+    payload: Any,
+    who: Principal,
+    produce: Callable[[], Awaitable[Response]],
+    guest_token: str | None = None,
+) -> Response:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return await produce()
+    db = container().db
+    scope = keys.KeyScope(
+        who.tenant, _caller(who, guest_token), key, _fingerprint(operation, payload)
+    )
+    replay = await keys.begin(db, scope)
+    if replay is not None:
+        headers = {**replay.headers, "Idempotent-Replayed": "true"}
+        return Response(replay.body, replay.status, headers=headers)
+    try:
+        response = await produce()
+    except DomainError as exc:
+        problem = domain_problem(exc, request.url.path)
+        with anyio.CancelScope(shield=True):
+            if problem.status_code < 500:
+                await keys.finish(db, scope, _stored(_as_response(problem)))
+            else:
+                await keys.release(db, scope)
+        raise
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await keys.release(db, scope)
+        raise
+    with anyio.CancelScope(shield=True):
+        await keys.finish(db, scope, _stored(response))
+    return response
+
+
+def _as_response(problem: Any) -> Response:
+    return Response(
+        problem.body,
+        problem.status_code,
+        headers=dict(problem.headers or {}),
+        media_type=problem.mimetype,
+    )

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, TenantScoped, UTCDateTime, utcnow, uuid7
+
+ACTIVE_ORDER_STATUSES = ("PLACED", "APPROVED", "SHIPPED")
+_ACTIVE = "status IN ('PLACED', 'APPROVED', 'SHIPPED')"
+
+
+class Order(TenantScoped, Base):
+    """An adoption order. ``user_id`` is NULL for a guest order (``guest_token_hash`` set)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        # At most one active order per pet, whatever the code above does: the database refuses a
+        # second reservation even if two transactions both saw the pet AVAILABLE.
+        Index(
+            "uq_orders_active_pet",
+            "pet_id",
+            unique=True,
+            sqlite_where=text(_ACTIVE),
+            postgresql_where=text(_ACTIVE),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid7)
+    pet_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid(), ForeignKey("pets.id", ondelete="RESTRICT"), index=True
+    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid(), ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    guest_token_hash: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    total_amount: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

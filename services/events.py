@@ -1,0 +1,112 @@
+"""Domain events into the outbox, in the caller's transaction.
+
+``publish`` writes the event (the reference's envelope: eventId, eventType, timestamp, data) and
+one pending delivery per matching subscription: the order's owner's subscriptions and every
+admin's in the tenant. The delivery worker (services/delivery.py) sends them after commit; if the
+transaction rolls back, neither the change nor its event exists."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from models import Order, User, WebhookDelivery, WebhookEvent, WebhookSubscription
+from models.base import utcnow, uuid7
+
+ORDER_STATUS_CHANGED = "order.statusChanged"
+PAYMENT_SUCCEEDED = "payment.succeeded"
+ORDER_PROCESSED = "order.processed"
+EVENT_TYPES = (ORDER_STATUS_CHANGED, PAYMENT_SUCCEEDED)
+"""Events a subscription can ask for (order.processed goes only to a callback URL)."""
+
+
+def rfc3339(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def order_snapshot(order: Order) -> dict[str, Any]:
+    """The order as the webhook payloads show it (the reference's example fields)."""
+    return {
+        "id": str(order.id),
+        "petId": str(order.pet_id),
+        "userId": str(order.user_id) if order.user_id else None,
+        "status": order.status,
+        "totalAmount": f"{order.total_amount:.2f}",
+        "currency": order.currency,
+        "createdAt": rfc3339(order.created_at),
+        "updatedAt": rfc3339(order.updated_at),
+    }
+
+
+def envelope(event: WebhookEvent) -> dict[str, Any]:
+    return {
+        "eventId": str(event.id),
+        "eventType": event.event_type,
+        "timestamp": rfc3339(event.created_at),
+        "data": event.payload,
+    }
+
+
+def _record(
+    session: Session, event_type: str, data: dict[str, Any], owner: uuid.UUID | None
+) -> WebhookEvent:
+    event = WebhookEvent(
+        id=uuid7(), event_type=event_type, order_owner_id=owner, payload=data, created_at=utcnow()
+    )
+    session.add(event)
+    return event
+
+
+def publish(
+    session: Session, event_type: str, data: dict[str, Any], order_owner: uuid.UUID | None
+) -> WebhookEvent:
+    event = _record(session, event_type, data, order_owner)
+    owners = [User.role == "admin"]
+    if order_owner is not None:
+        owners.append(User.id == order_owner)
+    subscriptions = session.scalars(
+        select(WebhookSubscription)
+        .join(User, User.id == WebhookSubscription.owner_id)
+        .where(WebhookSubscription.active.is_(True), or_(*owners))
+    )
+    now = utcnow()
+    for subscription in subscriptions:
+        if event_type in subscription.events:
+            session.add(
+                WebhookDelivery(
+                    id=uuid7(),
+                    event_id=event.id,
+                    subscription_id=subscription.id,
+                    url=subscription.url,
+                    status="PENDING",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+    return event
+
+
+def enqueue_callback(
+    session: Session, url: str, secret: str, data: dict[str, Any], owner: uuid.UUID | None
+) -> WebhookDelivery:
+    """A one-off ``order.processed`` callback to a caller-supplied (already checked) URL."""
+    event = _record(session, ORDER_PROCESSED, data, owner)
+    now = utcnow()
+    delivery = WebhookDelivery(
+        id=uuid7(),
+        event_id=event.id,
+        subscription_id=None,
+        url=url,
+        secret=secret,
+        status="PENDING",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(delivery)
+    return delivery

@@ -1,0 +1,265 @@
+"""Adoption orders: reserve a pet, read, cancel, and the order status machine.
+
+Rules (documented in the spec):
+- Anyone may order, with or without a token. The pet must be AVAILABLE; the order reserves it
+  (pet → PENDING) in the same transaction, and the price comes from the pet, never the client.
+  A guest order (no token) returns a one-time ``guestToken``; only that token, the owner or an
+  admin can read, pay or cancel the order. Everyone else is told it does not exist.
+- An unpaid order holds its pet for ``hold`` (default 30 minutes); once the hold is over the
+  order is CANCELLED and the pet released the next time either is touched.
+- PLACED → APPROVED (payment) → SHIPPED → DELIVERED (pet ADOPTED); customers cancel from PLACED
+  or APPROVED, staff from any non-final state. Every other transition is refused here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import Order, Payment, Pet
+from models.base import utcnow
+from models.database import Database
+from services import events
+from services.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from services.principal import Principal
+
+PLACED, APPROVED, SHIPPED, DELIVERED, CANCELLED = (
+    "PLACED",
+    "APPROVED",
+    "SHIPPED",
+    "DELIVERED",
+    "CANCELLED",
+)
+TRANSITIONS: dict[str, frozenset[str]] = {
+    PLACED: frozenset({APPROVED, CANCELLED}),
+    APPROVED: frozenset({SHIPPED, CANCELLED}),
+    SHIPPED: frozenset({DELIVERED, CANCELLED}),
+    DELIVERED: frozenset(),
+    CANCELLED: frozenset(),
+}
+CUSTOMER_CANCELLABLE = frozenset({PLACED, APPROVED})
+DEFAULT_HOLD = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class OrderAccess:
+    """Who is asking about an order: the principal, plus a guest token when one was sent."""
+
+    principal: Principal
+    guest_token: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """An order with its settled payment (the receipt), and the guest token right after a
+    guest placed it (shown once, never stored in clear)."""
+
+    order: Order
+    payment: Payment | None = None
+    guest_token: str | None = None
+
+
+def settled_payment(session: Session, order_id: uuid.UUID) -> Payment | None:
+    return session.scalars(
+        select(Payment)
+        .where(Payment.order_id == order_id, Payment.status.in_(("SUCCEEDED", "CANCELLED")))
+        .order_by(Payment.created_at.desc())
+    ).first()
+
+
+def _payment_in_flight(session: Session, order_id: uuid.UUID) -> bool:
+    return bool(
+        session.scalar(
+            select(exists().where(Payment.order_id == order_id, Payment.status == "PROCESSING"))
+        )
+    )
+
+
+def hash_guest_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _may_see(order: Order, access: OrderAccess) -> bool:
+    who = access.principal
+    if who.is_admin:
+        return True
+    if who.subject is not None and order.user_id == who.subject:
+        return True
+    if access.guest_token and order.guest_token_hash:
+        return hmac.compare_digest(order.guest_token_hash, hash_guest_token(access.guest_token))
+    return False
+
+
+def load_visible(session: Session, access: OrderAccess, order_id: uuid.UUID) -> Order:
+    """The order, locked for update, if the caller may see it; NotFound otherwise (an order of
+    someone else is reported exactly like a missing one)."""
+    order = session.get(Order, order_id, with_for_update=True)
+    if order is None or not _may_see(order, access):
+        raise NotFound("order", order_id)
+    _expire_if_due(session, order)
+    return order
+
+
+def change_status(session: Session, order: Order, new: str, changed_by: str = "system") -> None:
+    """The one place an order's status changes: applies the pet side effects and publishes
+    ``order.statusChanged`` in the same transaction."""
+    if new not in TRANSITIONS[order.status]:
+        raise Conflict(
+            f"An order in status {order.status} cannot become {new}.",
+            field="status",
+            code="invalid_state",
+        )
+    if new == CANCELLED:
+        if _payment_in_flight(session, order.id):
+            raise Conflict(
+                "A payment for this order is being processed; try again in a moment.",
+                field="status",
+                code="invalid_state",
+            )
+        paid = settled_payment(session, order.id)
+        if paid is not None and paid.status == "SUCCEEDED":
+            paid.status = "CANCELLED"  # voided: the charge is reversed
+            paid.updated_at = utcnow()
+    pet = session.get(Pet, order.pet_id, with_for_update=True)
+    if pet is not None:
+        if new == CANCELLED and pet.status == "PENDING":
+            pet.status = "AVAILABLE"
+        elif new == DELIVERED:
+            pet.status = "ADOPTED"
+        if new in (CANCELLED, DELIVERED):
+            pet.version += 1
+            pet.updated_at = utcnow()
+    previous = order.status
+    order.status = new
+    order.expires_at = None
+    order.version += 1
+    order.updated_at = utcnow()
+    data = {
+        "order": events.order_snapshot(order),
+        "previousStatus": previous,
+        "newStatus": new,
+        "changedAt": events.rfc3339(order.updated_at),
+        "changedBy": changed_by,
+    }
+    events.publish(session, events.ORDER_STATUS_CHANGED, data, order.user_id)
+
+
+def _expire_if_due(session: Session, order: Order, now: datetime | None = None) -> None:
+    """An unpaid order past its hold is cancelled (unless a payment is being processed)."""
+    now = now or utcnow()
+    if order.status != PLACED or order.expires_at is None or order.expires_at > now:
+        return
+    if not _payment_in_flight(session, order.id):
+        change_status(session, order, CANCELLED)
+
+
+def _release_expired_hold(session: Session, pet_id: uuid.UUID) -> None:
+    active = session.scalars(
+        select(Order).where(Order.pet_id == pet_id, Order.status == PLACED).with_for_update()
+    ).first()
+    if active is not None:
+        _expire_if_due(session, active)
+
+
+async def create_order(
+    db: Database, principal: Principal, pet_id: uuid.UUID, hold: timedelta = DEFAULT_HOLD
+) -> OrderView:
+    """Reserve an AVAILABLE pet. Raises InvalidInput (no such pet), Conflict (not available)."""
+    guest_token = None if principal.is_authenticated else secrets.token_urlsafe(32)
+
+    def work(session: Session) -> Order:
+        pet = session.get(Pet, pet_id, with_for_update=True)
+        if pet is None:
+            raise InvalidInput([FieldError("petId", f"no pet with ID '{pet_id}'", "not_found")])
+        if pet.status == "PENDING":
+            _release_expired_hold(session, pet_id)
+        if pet.status != "AVAILABLE":
+            raise Conflict(
+                f"The pet is {pet.status}, not AVAILABLE; it cannot be ordered.",
+                field="petId",
+                code="unavailable",
+            )
+        now = utcnow()
+        order = Order(
+            pet_id=pet.id,
+            user_id=principal.subject,
+            guest_token_hash=hash_guest_token(guest_token) if guest_token else None,
+            status=PLACED,
+            total_amount=pet.price,
+            currency=pet.currency,
+            expires_at=now + hold,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        pet.status = "PENDING"
+        pet.version += 1
+        pet.updated_at = now
+        session.add(order)
+        try:
+            session.flush()
+        except IntegrityError as exc:  # the partial unique index: another active order won
+            raise Conflict(
+                "The pet was reserved by another order.", field="petId", code="unavailable"
+            ) from exc
+        return order
+
+    order = await db.run(principal.tenant, work, write=True)
+    return OrderView(order, None, guest_token)
+
+
+async def get_order(db: Database, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
+    """Raises NotFound for a missing order and for someone else's. (A write unit: reading may
+    end an expired hold.)"""
+
+    def work(session: Session) -> OrderView:
+        order = load_visible(session, access, order_id)
+        return OrderView(order, settled_payment(session, order.id))
+
+    return await db.run(access.principal.tenant, work, write=True)
+
+
+async def cancel_order(db: Database, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
+    """Customers cancel PLACED or APPROVED orders; staff any order not yet final. The row stays
+    (status CANCELLED) and the pet is released. Raises NotFound, Conflict."""
+
+    def work(session: Session) -> OrderView:
+        order = load_visible(session, access, order_id)
+        if order.status == CANCELLED:
+            raise Conflict("The order is already CANCELLED.", field="status", code="invalid_state")
+        if order.status not in CUSTOMER_CANCELLABLE and not access.principal.is_admin:
+            raise Conflict(
+                f"An order in status {order.status} can no longer be cancelled; "
+                "only PLACED or APPROVED orders can.",
+                field="status",
+                code="invalid_state",
+            )
+        who = "staff" if access.principal.is_admin else "customer"
+        change_status(session, order, CANCELLED, who)
+        return OrderView(order, settled_payment(session, order.id))
+
+    return await db.run(access.principal.tenant, work, write=True)
+
+
+async def advance_order(
+    db: Database, principal: Principal, order_id: uuid.UUID, status: str
+) -> OrderView:
+    """Staff move an order through fulfilment (SHIPPED, DELIVERED) or cancel it.
+    Raises Forbidden, NotFound, Conflict (illegal transition)."""
+    if not principal.is_admin:
+        raise Forbidden("Fulfilling orders is for shelter staff (admin scope).")
+
+    def work(session: Session) -> OrderView:
+        order = load_visible(session, OrderAccess(principal), order_id)
+        change_status(session, order, status, "staff")
+        return OrderView(order, settled_payment(session, order.id))
+
+    return await db.run(principal.tenant, work, write=True)
