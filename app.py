@@ -5,9 +5,11 @@ Run: ``uvicorn --factory app:app_from_env`` (see Makefile).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,11 @@ from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
 from infra.payments import TestProcessor
+from infra.webhooks import HttpSender
 from logconfig import configure_logging
 from models.base import SHARED_POOL
 from models.database import Database
+from services import delivery, orders
 from services.throttle import FailureThrottle
 from services.users import ensure_admin
 from settings import ROOT, Settings
@@ -68,6 +72,28 @@ def load_spec(path: Path = SPEC_PATH) -> dict[str, Any]:
     return spec
 
 
+ORDER_SWEEP_SECONDS = 30.0
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run a system job periodically until cancelled; a failing run is logged, not fatal."""
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("background job failed")
+        await asyncio.sleep(seconds)
+
+
+def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
+    return delivery.DeliveryPolicy(
+        max_attempts=settings.webhook_max_attempts,
+        backoff_base=settings.webhook_backoff_seconds,
+        timeout_seconds=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private,
+    )
+
+
 def build_container(settings: Settings) -> Container:
     counters: Any = (
         RedisCounterStore(settings.redis_url, settings.redis_prefix)
@@ -85,6 +111,7 @@ def build_container(settings: Settings) -> Container:
         ),
         roles=RoleLookup(db, settings.role_cache_seconds),
         processor=TestProcessor(),
+        sender=HttpSender(),
     )
 
 
@@ -103,9 +130,31 @@ def create_app(settings: Settings) -> AsyncApp:
                 settings.admin_email,
             )
             log.info("admin account ensured", extra={"username": settings.admin_username})
+        jobs: list[asyncio.Task[None]] = []
+        if settings.webhook_worker:
+            policy = delivery_policy(settings)
+            jobs.append(
+                asyncio.create_task(
+                    delivery.run_worker(
+                        container.db, container.sender, policy, settings.webhook_poll_seconds
+                    ),
+                    name="webhook-delivery",
+                )
+            )
+            jobs.append(
+                asyncio.create_task(
+                    _every(ORDER_SWEEP_SECONDS, lambda: orders.expire_overdue(container.db)),
+                    name="order-expiry",
+                )
+            )
         try:
             yield
         finally:
+            for job in jobs:
+                job.cancel()
+            for job in jobs:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
             await container.close()
 
     app = AsyncApp(

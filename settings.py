@@ -66,6 +66,12 @@ class Settings:
     admin_email: str | None = None
     log_json: bool = True
     order_hold_seconds: int = 1800
+    webhook_worker: bool = True
+    webhook_poll_seconds: float = 1.0
+    webhook_backoff_seconds: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_timeout_seconds: float = 10.0
+    webhook_allow_private: bool = False
 
     @property
     def order_hold(self) -> timedelta:
@@ -95,6 +101,12 @@ class Settings:
             admin_email=env.get("PETSTORE_ADMIN_EMAIL") or None,
             log_json=_bool(env.get("PETSTORE_LOG_JSON"), True),
             order_hold_seconds=int(env.get("PETSTORE_ORDER_HOLD_SECONDS", 1800)),
+            webhook_worker=_bool(env.get("PETSTORE_WEBHOOK_WORKER"), True),
+            webhook_poll_seconds=float(env.get("PETSTORE_WEBHOOK_POLL_SECONDS", 1.0)),
+            webhook_backoff_seconds=float(env.get("PETSTORE_WEBHOOK_BACKOFF_SECONDS", 10.0)),
+            webhook_max_attempts=int(env.get("PETSTORE_WEBHOOK_MAX_ATTEMPTS", 8)),
+            webhook_timeout_seconds=float(env.get("PETSTORE_WEBHOOK_TIMEOUT_SECONDS", 10.0)),
+            webhook_allow_private=_bool(env.get("PETSTORE_WEBHOOK_ALLOW_PRIVATE"), False),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

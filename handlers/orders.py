@@ -31,7 +31,7 @@ def _caller() -> Principal:
     return who
 
 
-def _access() -> service.OrderAccess:
+def order_access() -> service.OrderAccess:
     """Owner, admin or guest: a bearer token, or the order's X-Order-Token."""
     who = _caller()
     guest_token = request.headers.get("x-order-token")
@@ -54,12 +54,12 @@ async def create_order(body: dict[str, Any]) -> Response:
 
 
 async def get_order(id: uuid.UUID) -> Response:  # noqa: A002 - the spec names it id
-    view = await service.get_order(container().db, _access(), uuid.UUID(str(id)))
+    view = await service.get_order(container().db, order_access(), uuid.UUID(str(id)))
     return json_response(dump_order(view, api_base()))
 
 
 async def cancel_order(id: uuid.UUID) -> Response:  # noqa: A002
-    await service.cancel_order(container().db, _access(), uuid.UUID(str(id)))
+    await service.cancel_order(container().db, order_access(), uuid.UUID(str(id)))
     return no_content()
 
 
@@ -91,7 +91,7 @@ def _source(data: dict[str, Any]) -> PaymentSource:
 
 
 async def pay_order(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
-    access = _access()
+    access = order_access()
     order_id = uuid.UUID(str(id))
     payment = payments.PaymentInput(
         Decimal(body["amount"]), body["currency"], _source(body["source"])

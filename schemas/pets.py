@@ -25,6 +25,8 @@ def dump_pet(pet: Pet, api_base: str) -> dict[str, Any]:
         "updatedAt": timestamp(pet.updated_at),
         "links": {"self": f"{api_base}/pets/{pet_id}"},
     }
+    if pet.status == "AVAILABLE":  # where to adopt it: POST an order with this petId
+        data["links"]["adopt"] = f"{api_base}/orders"
     put_optional(data, "breed", pet.breed)
     put_optional(data, "size", pet.size)
     put_optional(data, "color", pet.color)

@@ -52,26 +52,37 @@ def envelope(event: WebhookEvent) -> dict[str, Any]:
 
 
 def _record(
-    session: Session, event_type: str, data: dict[str, Any], owner: uuid.UUID | None
+    session: Session, tenant: str, event_type: str, data: dict[str, Any], owner: uuid.UUID | None
 ) -> WebhookEvent:
     event = WebhookEvent(
-        id=uuid7(), event_type=event_type, order_owner_id=owner, payload=data, created_at=utcnow()
+        id=uuid7(),
+        tenant_id=tenant,
+        event_type=event_type,
+        order_owner_id=owner,
+        payload=data,
+        created_at=utcnow(),
     )
     session.add(event)
+    session.flush()  # the deliveries reference it; no ORM relationship orders the inserts
     return event
 
 
-def publish(
-    session: Session, event_type: str, data: dict[str, Any], order_owner: uuid.UUID | None
-) -> WebhookEvent:
-    event = _record(session, event_type, data, order_owner)
+def publish(session: Session, order: Order, event_type: str, data: dict[str, Any]) -> WebhookEvent:
+    """Record an event about ``order`` and queue it for the subscriptions of the order's tenant
+    (explicitly: system jobs run this across tenants)."""
+    order_owner = order.user_id
+    event = _record(session, order.tenant_id, event_type, data, order_owner)
     owners = [User.role == "admin"]
     if order_owner is not None:
         owners.append(User.id == order_owner)
     subscriptions = session.scalars(
         select(WebhookSubscription)
         .join(User, User.id == WebhookSubscription.owner_id)
-        .where(WebhookSubscription.active.is_(True), or_(*owners))
+        .where(
+            WebhookSubscription.tenant_id == order.tenant_id,
+            WebhookSubscription.active.is_(True),
+            or_(*owners),
+        )
     )
     now = utcnow()
     for subscription in subscriptions:
@@ -79,6 +90,7 @@ def publish(
             session.add(
                 WebhookDelivery(
                     id=uuid7(),
+                    tenant_id=order.tenant_id,
                     event_id=event.id,
                     subscription_id=subscription.id,
                     url=subscription.url,
@@ -92,13 +104,14 @@ def publish(
 
 
 def enqueue_callback(
-    session: Session, url: str, secret: str, data: dict[str, Any], owner: uuid.UUID | None
+    session: Session, order: Order, url: str, secret: str, data: dict[str, Any]
 ) -> WebhookDelivery:
     """A one-off ``order.processed`` callback to a caller-supplied (already checked) URL."""
-    event = _record(session, ORDER_PROCESSED, data, owner)
+    event = _record(session, order.tenant_id, ORDER_PROCESSED, data, order.user_id)
     now = utcnow()
     delivery = WebhookDelivery(
         id=uuid7(),
+        tenant_id=order.tenant_id,
         event_id=event.id,
         subscription_id=None,
         url=url,

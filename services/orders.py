@@ -149,7 +149,7 @@ def change_status(session: Session, order: Order, new: str, changed_by: str = "s
         "changedAt": events.rfc3339(order.updated_at),
         "changedBy": changed_by,
     }
-    events.publish(session, events.ORDER_STATUS_CHANGED, data, order.user_id)
+    events.publish(session, order, events.ORDER_STATUS_CHANGED, data)
 
 
 def _expire_if_due(session: Session, order: Order, now: datetime | None = None) -> None:
@@ -263,3 +263,24 @@ async def advance_order(
         return OrderView(order, settled_payment(session, order.id))
 
     return await db.run(principal.tenant, work, write=True)
+
+
+async def expire_overdue(db: Database, limit: int = 100) -> int:
+    """System job: cancel unpaid orders past their hold in every tenant (releasing their pets
+    and publishing the status change). Reads would do it lazily; this keeps the inventory true."""
+
+    def work(session: Session) -> int:
+        stmt = (
+            select(Order)
+            .where(Order.status == PLACED, Order.expires_at <= utcnow())
+            .order_by(Order.expires_at)
+            .limit(limit)
+        )
+        if db.skip_locked:
+            stmt = stmt.with_for_update(skip_locked=True)
+        overdue = list(session.scalars(stmt))
+        for order in overdue:
+            _expire_if_due(session, order)
+        return len(overdue)
+
+    return await db.run_system(work, write=True)

@@ -145,6 +145,7 @@ async def pay_order(
         change_status(session, order, APPROVED)
         events.publish(
             session,
+            order,
             events.PAYMENT_SUCCEEDED,
             {
                 "payment": {
@@ -162,7 +163,6 @@ async def pay_order(
                     "generatedAt": events.rfc3339(paid.updated_at),
                 },
             },
-            order.user_id,
         )
         return PaidOrder(paid, order)
 

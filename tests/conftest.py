@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import update
 from starlette.testclient import TestClient
@@ -35,6 +41,13 @@ def make_settings(var_dir: Any, **env: str) -> Settings:
         "PETSTORE_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256",
         "PETSTORE_ADMIN_USERNAME": ADMIN[0],
         "PETSTORE_ADMIN_PASSWORD": ADMIN[1],
+        # Webhooks: tests deliver explicitly (delivery.run_once) instead of a background worker,
+        # to local receivers, with a short backoff and attempt budget.
+        "PETSTORE_WEBHOOK_WORKER": "0",
+        "PETSTORE_WEBHOOK_ALLOW_PRIVATE": "1",
+        "PETSTORE_WEBHOOK_BACKOFF_SECONDS": "0.5",
+        "PETSTORE_WEBHOOK_MAX_ATTEMPTS": "3",
+        "PETSTORE_WEBHOOK_TIMEOUT_SECONDS": "5",
     }
     base.update(env)
     return Settings.from_env(base)
@@ -182,17 +195,12 @@ def problem(
     return body
 
 
-@pytest.fixture(scope="session")
-def live_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real server in other processes (uvicorn, 2 workers) on the session's database, for
-    tests that need real concurrency or a real socket. Yields the API base URL."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
+@contextmanager
+def server_process(
+    settings: Settings, log_dir: Any, workers: int = 1, **env_overrides: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The real server (uvicorn) in child processes on the session's database. Yields the API
+    base URL and the process (tests may kill it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -203,11 +211,13 @@ def live_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
         "PETSTORE_JWT_SECRET": settings.jwt_secret,
         "PETSTORE_RATE_LIMIT": "100000",
         "PETSTORE_LOG_LEVEL": "WARNING",
+        "PETSTORE_WEBHOOK_WORKER": "0",
+        **env_overrides,
     }
-    log = (tmp_path_factory.mktemp("live") / "server.log").open("wb")
+    log = (log_dir / f"server-{port}.log").open("wb")
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [sys.executable, "-m", "uvicorn", "--factory", "app:app_from_env", "--port", str(port),
-         "--workers", "2", "--no-access-log"],
+         "--workers", str(workers), "--no-access-log"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}/v1"
@@ -220,9 +230,18 @@ def live_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
             except httpx.HTTPError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("live server did not start")
+                raise RuntimeError("server did not start")
             time.sleep(0.2)
-        yield base
+        yield base, server
     finally:
-        server.terminate()
+        if server.poll() is None:
+            server.terminate()
         server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real server in 2 worker processes, for tests that need real concurrency."""
+    with server_process(settings, tmp_path_factory.mktemp("live"), workers=2) as (base, _):
+        yield base

@@ -9,6 +9,7 @@ from typing import Any
 from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from models.database import Database
+from services.delivery import Sender
 from services.processor import PaymentProcessor
 from services.throttle import FailureThrottle
 from settings import Settings
@@ -25,7 +26,11 @@ class Container:
     login_throttle: FailureThrottle
     roles: RoleLookup
     processor: PaymentProcessor
+    sender: Sender
 
     async def close(self) -> None:
+        close = getattr(self.sender, "close", None)
+        if close is not None:
+            await close()
         await self.db.dispose()
         await self.counters.close()

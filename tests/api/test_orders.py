@@ -566,3 +566,10 @@ def test_every_status_change_and_payment_is_written_to_the_outbox(shop: Shop) ->
     assert paid.payload["payment"]["source"]["number"] == "************4242"
     assert paid.payload["receipt"]["receiptUrl"] == f"http://testserver/v1/orders/{order['id']}"
     assert "4242424242424242" not in str(paid.payload)
+
+
+def test_the_pets_adopt_link_is_there_only_while_it_is_available(shop: Shop) -> None:
+    pet = shop.pet()
+    assert pet["links"]["adopt"] == "http://testserver/v1/orders"
+    shop.order(pet["id"], shop.token)
+    assert "adopt" not in shop.api.request("GET", f"/pets/{pet['id']}").json()["links"]

@@ -28,7 +28,10 @@ class TestCreatePet:
         assert pet["createdAt"] != "2000-01-01T00:00:00Z"
         assert pet["photos"] == []
         assert r.headers["location"] == f"http://testserver/v1/pets/{pet['id']}"
-        assert pet["links"] == {"self": r.headers["location"]}
+        assert pet["links"] == {
+            "self": r.headers["location"],
+            "adopt": "http://testserver/v1/orders",
+        }
         assert r.headers["etag"]
         assert pet["price"] == "150.00"
         assert pet["currency"] == "USD"

@@ -1,0 +1,68 @@
+"""Webhook operations (tag Webhooks) and the Callback Example (tag Store)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from starlette.responses import Response
+
+from handlers._context import api_base, container, json_response, no_content, principal
+from handlers.orders import order_access
+from schemas.webhooks import dump_deliveries, dump_delivery, dump_subscription, dump_subscriptions
+from services import webhooks as service
+
+
+def _private_ok() -> bool:
+    return container().settings.webhook_allow_private
+
+
+async def create_webhook(body: dict[str, Any]) -> Response:
+    created = await service.create_subscription(
+        container().db, principal(), body["url"], body["events"], body.get("description"),
+        allow_private=_private_ok(),
+    )  # fmt: skip
+    data = dump_subscription(created.subscription, api_base(), created.secret)
+    return json_response(data, 201, {"Location": data["links"]["self"]})
+
+
+async def list_webhooks(page: int = 1, limit: int = 20) -> Response:
+    found = await service.list_subscriptions(container().db, principal(), page, limit)
+    return json_response(dump_subscriptions(found, api_base(), {}))
+
+
+async def get_webhook(id: uuid.UUID) -> Response:  # noqa: A002 - the spec names it id
+    found = await service.get_subscription(container().db, principal(), uuid.UUID(str(id)))
+    return json_response(dump_subscription(found, api_base()))
+
+
+async def delete_webhook(id: uuid.UUID) -> Response:  # noqa: A002
+    await service.delete_subscription(container().db, principal(), uuid.UUID(str(id)))
+    return no_content()
+
+
+async def list_webhook_deliveries(id: uuid.UUID, page: int = 1, limit: int = 20) -> Response:  # noqa: A002
+    sub_id = uuid.UUID(str(id))
+    found = await service.list_deliveries(container().db, principal(), sub_id, page, limit)
+    return json_response(dump_deliveries(found, api_base(), f"/webhooks/{sub_id}/deliveries", {}))
+
+
+async def redeliver_webhook(id: uuid.UUID, deliveryId: uuid.UUID) -> Response:  # noqa: A002, N803
+    view = await service.redeliver(
+        container().db, principal(), uuid.UUID(str(id)), uuid.UUID(str(deliveryId))
+    )
+    return json_response(dump_delivery(view), 202)
+
+
+async def callback_example(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
+    request = service.CallbackRequest(
+        body["callbackUrl"], body["amount"], body["currency"], body["timestamp"]
+    )
+    queued = await service.enqueue_order_callback(
+        container().db, order_access(), uuid.UUID(str(id)), request, allow_private=_private_ok()
+    )
+    return json_response(
+        {"message": "Callback enqueued", "callbackId": str(queued.delivery_id),
+         "secret": queued.secret},
+        201,
+    )  # fmt: skip

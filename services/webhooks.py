@@ -1,0 +1,240 @@
+"""Webhook subscriptions, their deliveries, and order callbacks.
+
+Rules: any user may subscribe an https/http endpoint that passes the outbound URL policy
+(services/url_guard.py) to ``order.statusChanged`` and ``payment.succeeded``; they receive the
+events of their own orders, admins those of every order in the tenant. Subscriptions, their
+deliveries and attempts are visible to their owner and to admins; to anyone else they do not
+exist. The signing secret is returned once, at creation."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass, field
+
+import anyio
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
+from models.base import utcnow, uuid7
+from models.database import Database
+from services import events, url_guard
+from services.errors import Conflict, NotFound
+from services.orders import OrderAccess, load_visible
+from services.pagination import MAX_PAGE_SIZE, Page
+from services.principal import Principal
+
+MAX_SUBSCRIPTIONS_PER_USER = 20
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    subscription: WebhookSubscription
+    secret: str
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    delivery: WebhookDelivery
+    event_type: str
+    attempts: list[WebhookAttempt] = field(default_factory=list)
+
+
+async def _check_url(url: str, name: str, allow_private: bool) -> None:
+    await anyio.to_thread.run_sync(lambda: url_guard.check(url, name, allow_private=allow_private))
+
+
+async def create_subscription(
+    db: Database,
+    principal: Principal,
+    url: str,
+    event_types: list[str],
+    description: str | None = None,
+    *,
+    allow_private: bool = False,
+) -> NewSubscription:
+    """Raises InvalidInput (URL refused), Conflict (too many subscriptions)."""
+    await _check_url(url, "url", allow_private)
+    owner = principal.subject
+    if owner is None:
+        raise NotFound("user", "anonymous")
+    secret = new_secret()
+
+    def work(session: Session) -> WebhookSubscription:
+        count = session.scalar(
+            select(func.count())
+            .select_from(WebhookSubscription)
+            .where(WebhookSubscription.owner_id == owner)
+        )
+        if (count or 0) >= MAX_SUBSCRIPTIONS_PER_USER:
+            raise Conflict(
+                f"At most {MAX_SUBSCRIPTIONS_PER_USER} webhook subscriptions per user.",
+                field="url",
+                code="limit",
+            )
+        subscription = WebhookSubscription(
+            id=uuid7(),
+            owner_id=owner,
+            url=url,
+            events=sorted(set(event_types)),
+            secret=secret,
+            description=description,
+            active=True,
+            created_at=utcnow(),
+        )
+        session.add(subscription)
+        return subscription
+
+    subscription = await db.run(principal.tenant, work, write=True)
+    return NewSubscription(subscription, secret)
+
+
+def _visible(session: Session, principal: Principal, sub_id: uuid.UUID) -> WebhookSubscription:
+    subscription = session.get(WebhookSubscription, sub_id)
+    if subscription is None or not (
+        principal.is_admin or subscription.owner_id == principal.subject
+    ):
+        raise NotFound("webhook", sub_id)
+    return subscription
+
+
+async def list_subscriptions(
+    db: Database, principal: Principal, page: int, limit: int
+) -> Page[WebhookSubscription]:
+    limit = min(max(limit, 1), MAX_PAGE_SIZE)
+    conditions = [] if principal.is_admin else [WebhookSubscription.owner_id == principal.subject]
+
+    def work(session: Session) -> Page[WebhookSubscription]:
+        total = session.scalar(
+            select(func.count()).select_from(WebhookSubscription).where(*conditions)
+        )
+        rows = session.scalars(
+            select(WebhookSubscription)
+            .where(*conditions)
+            .order_by(WebhookSubscription.created_at.desc(), WebhookSubscription.id.desc())
+            .offset((page - 1) * limit)
+            .limit(limit)
+        )
+        return Page(list(rows), total or 0, page, limit)
+
+    return await db.run(principal.tenant, work)
+
+
+async def get_subscription(
+    db: Database, principal: Principal, sub_id: uuid.UUID
+) -> WebhookSubscription:
+    return await db.run(principal.tenant, lambda s: _visible(s, principal, sub_id))
+
+
+async def delete_subscription(db: Database, principal: Principal, sub_id: uuid.UUID) -> None:
+    """Its pending deliveries are dropped with it."""
+
+    def work(session: Session) -> None:
+        session.delete(_visible(session, principal, sub_id))
+
+    await db.run(principal.tenant, work, write=True)
+
+
+def _attempts(
+    session: Session, delivery_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[WebhookAttempt]]:
+    found: dict[uuid.UUID, list[WebhookAttempt]] = {d: [] for d in delivery_ids}
+    if delivery_ids:
+        rows = session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_(delivery_ids))
+            .order_by(WebhookAttempt.number)
+        )
+        for attempt in rows:
+            found[attempt.delivery_id].append(attempt)
+    return found
+
+
+async def list_deliveries(
+    db: Database, principal: Principal, sub_id: uuid.UUID, page: int, limit: int
+) -> Page[DeliveryView]:
+    """Newest first, each with its attempts (status code, error, duration)."""
+    limit = min(max(limit, 1), MAX_PAGE_SIZE)
+
+    def work(session: Session) -> Page[DeliveryView]:
+        _visible(session, principal, sub_id)
+        where = WebhookDelivery.subscription_id == sub_id
+        total = session.scalar(select(func.count()).select_from(WebhookDelivery).where(where))
+        rows = session.execute(
+            select(WebhookDelivery, WebhookEvent.event_type)
+            .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+            .where(where)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+            .offset((page - 1) * limit)
+            .limit(limit)
+        ).all()
+        attempts = _attempts(session, [d.id for d, _ in rows])
+        items = [DeliveryView(d, t, attempts[d.id]) for d, t in rows]
+        return Page(items, total or 0, page, limit)
+
+    return await db.run(principal.tenant, work)
+
+
+async def redeliver(
+    db: Database, principal: Principal, sub_id: uuid.UUID, delivery_id: uuid.UUID
+) -> DeliveryView:
+    """Queue a delivery again now (DEAD or DELIVERED alike), with a fresh attempt budget."""
+
+    def work(session: Session) -> DeliveryView:
+        _visible(session, principal, sub_id)
+        delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+        if delivery is None or delivery.subscription_id != sub_id:
+            raise NotFound("delivery", delivery_id)
+        if delivery.status == "DELIVERING":
+            raise Conflict("The delivery is being attempted right now.", "status", "invalid_state")
+        delivery.status = "PENDING"
+        delivery.attempts = 0
+        delivery.next_attempt_at = utcnow()
+        event = session.get(WebhookEvent, delivery.event_id)
+        event_type = event.event_type if event else ""
+        return DeliveryView(delivery, event_type, _attempts(session, [delivery.id])[delivery.id])
+
+    return await db.run(principal.tenant, work, write=True)
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    url: str
+    amount: str
+    currency: str
+    timestamp: str
+
+
+@dataclass(frozen=True)
+class QueuedCallback:
+    delivery_id: uuid.UUID
+    secret: str
+
+
+async def enqueue_order_callback(
+    db: Database, access: OrderAccess, order_id: uuid.UUID, request: CallbackRequest,
+    *, allow_private: bool = False,
+) -> QueuedCallback:  # fmt: skip
+    """The Callback Example: queue an ``order.processed`` callback to the caller's URL, signed
+    with a secret returned once. Raises NotFound, InvalidInput (URL refused)."""
+    await _check_url(request.url, "callbackUrl", allow_private)
+    secret = new_secret()
+
+    def work(session: Session) -> QueuedCallback:
+        order = load_visible(session, access, order_id)
+        data = {
+            "order": events.order_snapshot(order),
+            "amount": request.amount,
+            "currency": request.currency,
+            "requestTimestamp": request.timestamp,
+            "processedAt": events.rfc3339(utcnow()),
+        }
+        delivery = events.enqueue_callback(session, order, request.url, secret, data)
+        return QueuedCallback(delivery.id, secret)
+
+    return await db.run(access.principal.tenant, work, write=True)
