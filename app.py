@@ -32,7 +32,7 @@ from infra.webhooks import HttpSender
 from logconfig import configure_logging
 from models.base import SHARED_POOL
 from models.database import Database
-from services import delivery, orders
+from services import delivery, idempotency, orders
 from services.throttle import FailureThrottle
 from services.users import ensure_admin
 from settings import ROOT, Settings
@@ -83,6 +83,12 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         except Exception:
             log.exception("background job failed")
         await asyncio.sleep(seconds)
+
+
+async def _housekeeping(container: Container) -> None:
+    """Cancel unpaid orders past their hold; forget idempotency keys older than 24 h."""
+    await orders.expire_overdue(container.db)
+    await idempotency.purge_expired(container.db)
 
 
 def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
@@ -143,8 +149,8 @@ def create_app(settings: Settings) -> AsyncApp:
             )
             jobs.append(
                 asyncio.create_task(
-                    _every(ORDER_SWEEP_SECONDS, lambda: orders.expire_overdue(container.db)),
-                    name="order-expiry",
+                    _every(ORDER_SWEEP_SECONDS, lambda: _housekeeping(container)),
+                    name="housekeeping",
                 )
             )
         try:

@@ -131,3 +131,15 @@ async def release(db: Database, scope: KeyScope) -> None:
         )
 
     await db.run(scope.tenant, work, write=True)
+
+
+async def purge_expired(db: Database) -> int:
+    """System job: forget keys older than 24 hours in every tenant."""
+
+    def work(session: Session) -> int:
+        result = session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.created_at <= utcnow() - TTL)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    return await db.run_system(work, write=True)

@@ -539,6 +539,24 @@ class TestIdempotencyKeys:
         r = shop.order(shop.pet()["id"], shop.token, headers={"Idempotency-Key": key})
         assert r.status_code == 201, r.text
 
+    def test_the_housekeeping_job_purges_expired_keys(self, shop: Shop) -> None:
+        from services import idempotency
+
+        key = "purge-" + uuid.uuid4().hex
+        shop.order(shop.pet()["id"], shop.token, headers={"Idempotency-Key": key})
+
+        async def age_and_purge(db: Database) -> int:
+            stmt = (
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.key == key)
+                .values(created_at=utcnow() - timedelta(hours=25))
+            )
+            await db.run(shop.api.tenant or "", lambda s: s.execute(stmt), write=True)
+            return await idempotency.purge_expired(db)
+
+        assert run_db(shop.api.settings, age_and_purge) >= 1
+        assert _rows(shop.api, IdempotencyRecord, key=key) == []
+
 
 def test_a_pet_with_orders_cannot_be_deleted(shop: Shop) -> None:
     order = shop.placed()
