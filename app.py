@@ -25,9 +25,11 @@ from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
+from infra.llm import OpenAICompatibleModel
 from logconfig import configure_logging
 from models.base import SHARED_POOL
 from models.database import Database
+from services.chat import ChatService, KnowledgeBase
 from services.throttle import FailureThrottle
 from services.users import ensure_admin
 from settings import ROOT, Settings
@@ -74,6 +76,20 @@ def build_container(settings: Settings) -> Container:
         else MemoryCounterStore()
     )
     db = Database(settings.database_url)
+    upstream = (
+        OpenAICompatibleModel(
+            settings.chat_upstream_url, settings.chat_upstream_key, settings.chat_upstream_timeout
+        )
+        if settings.chat_upstream_url and settings.chat_upstream_key
+        else None
+    )
+    chat = ChatService(
+        KnowledgeBase.load(settings.knowledge_dir),  # BM25 index built once, here
+        db,
+        upstream=upstream,
+        upstream_model=settings.chat_upstream_model,
+        pace_seconds=settings.chat_pace_ms / 1000,
+    )
     return Container(
         settings=settings,
         db=db,
@@ -83,6 +99,8 @@ def build_container(settings: Settings) -> Container:
             counters, settings.login_max_failures, settings.login_window_seconds
         ),
         roles=RoleLookup(db, settings.role_cache_seconds),
+        chat=chat,
+        upstream=upstream,
     )
 
 
@@ -126,7 +144,10 @@ def create_app(settings: Settings) -> AsyncApp:
         RequestContextMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
     )
     app.add_middleware(
-        RateLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
+        RateLimitMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        container=container,
+        path_limits={"/v1/chat/completions": settings.chat_rate_limit_per_minute},
     )
     app.add_middleware(
         RequestGuard,
@@ -134,6 +155,7 @@ def create_app(settings: Settings) -> AsyncApp:
         routes=spec_routes(spec),
         max_body_bytes=settings.max_body_bytes,
         query_paths=["/pets/search"],
+        stream_paths=["/chat/completions"],
     )
     app.container = container  # type: ignore[attr-defined]  # for tests and tools
     return app

@@ -64,6 +64,13 @@ class Settings:
     admin_password: str | None = None
     admin_email: str | None = None
     log_json: bool = True
+    knowledge_dir: Path = ROOT / "knowledge"
+    chat_rate_limit_per_minute: int = 20
+    chat_pace_ms: int = 0
+    chat_upstream_url: str | None = None
+    chat_upstream_key: str | None = None
+    chat_upstream_model: str | None = None
+    chat_upstream_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -88,6 +95,13 @@ class Settings:
             admin_password=env.get("PETSTORE_ADMIN_PASSWORD") or None,
             admin_email=env.get("PETSTORE_ADMIN_EMAIL") or None,
             log_json=_bool(env.get("PETSTORE_LOG_JSON"), True),
+            knowledge_dir=Path(env.get("PETSTORE_KNOWLEDGE_DIR") or ROOT / "knowledge"),
+            chat_rate_limit_per_minute=int(env.get("PETSTORE_CHAT_RATE_LIMIT", 20)),
+            chat_pace_ms=int(env.get("PETSTORE_CHAT_PACE_MS", 0)),
+            chat_upstream_url=(env.get("PETSTORE_CHAT_UPSTREAM_URL") or "").rstrip("/") or None,
+            chat_upstream_key=env.get("PETSTORE_CHAT_UPSTREAM_KEY") or None,
+            chat_upstream_model=env.get("PETSTORE_CHAT_UPSTREAM_MODEL") or None,
+            chat_upstream_timeout=float(env.get("PETSTORE_CHAT_UPSTREAM_TIMEOUT", 30)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

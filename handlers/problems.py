@@ -25,8 +25,11 @@ from services.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
     PreconditionFailed,
     TooManyAttempts,
+    UpstreamFailed,
+    UpstreamTimeout,
 )
 from web.problems import problem_response
 
@@ -43,6 +46,9 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
     AuthenticationFailed: (401, "invalid-credentials"),
     InvalidInput: (422, "validation-error"),
     TooManyAttempts: (429, "rate-limit-exceeded"),
+    PayloadTooLarge: (413, "payload-too-large"),
+    UpstreamFailed: (502, "bad-gateway"),
+    UpstreamTimeout: (504, "gateway-timeout"),
 }
 
 
@@ -61,6 +67,8 @@ def on_domain_error(request: ConnexionRequest, exc: DomainError) -> Response:
         errors = [{"field": e.field, "message": e.message, "code": e.code} for e in exc.errors]
     elif isinstance(exc, Conflict) and exc.field:
         errors = [{"field": exc.field, "message": exc.detail, "code": "duplicate"}]
+    elif isinstance(exc, PayloadTooLarge):
+        errors = [{"field": exc.field, "message": exc.detail, "code": "too_large"}]
     elif isinstance(exc, TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, AuthenticationFailed):

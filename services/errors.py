@@ -61,3 +61,19 @@ class TooManyAttempts(DomainError):
 
     def __post_init__(self) -> None:
         DomainError.__init__(self, self.detail)
+
+
+class PayloadTooLarge(DomainError):
+    """A size cap (other than the raw body limit) is exceeded; ``field`` names what is too big."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class UpstreamFailed(DomainError):
+    """A service this server depends on answered with an error or nonsense."""
+
+
+class UpstreamTimeout(DomainError):
+    """A service this server depends on did not answer in time."""

@@ -9,6 +9,7 @@ from typing import Any
 from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from models.database import Database
+from services.chat import ChatService
 from services.throttle import FailureThrottle
 from settings import Settings
 
@@ -23,7 +24,11 @@ class Container:
     counters: Any
     login_throttle: FailureThrottle
     roles: RoleLookup
+    chat: ChatService
+    upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured
 
     async def close(self) -> None:
+        if self.upstream is not None:
+            await self.upstream.close()
         await self.db.dispose()
         await self.counters.close()

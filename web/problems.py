@@ -25,7 +25,9 @@ TITLES: dict[int, tuple[str, str]] = {
     422: ("unprocessable-entity", "Unprocessable Entity"),
     429: ("rate-limit-exceeded", "Too Many Requests"),
     500: ("internal-error", "Internal Server Error"),
+    502: ("bad-gateway", "Bad Gateway"),
     503: ("service-unavailable", "Service Unavailable"),
+    504: ("gateway-timeout", "Gateway Timeout"),
 }
 
 log = logging.getLogger("petstore.problems")
