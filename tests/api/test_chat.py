@@ -31,7 +31,8 @@ def content(r: Any) -> str:
 
 def events(raw: str) -> list[str]:
     """The data of each Server-Sent Event, parsed by the SSE rules (blank line ends an event)."""
-    out, data = [], []
+    out: list[str] = []
+    data: list[str] = []
     for line in raw.split("\n"):
         if line == "":
             if data:
