@@ -22,7 +22,7 @@ from services.chat import catalogue, safety
 from services.chat.bm25 import tokenize
 from services.chat.catalogue import CatalogueFacts
 from services.chat.knowledge import Hit, KnowledgeBase
-from services.errors import FieldError, InvalidInput, PayloadTooLarge
+from services.errors import PayloadTooLarge
 from services.principal import Principal
 
 MODELS = ("pet-advisor-1", "pet-advisor-turbo")
@@ -181,27 +181,32 @@ class ChatService:
                 f"The conversation has {total} characters; at most "
                 f"{self.limits.max_total_chars} are accepted.",
             )
-        users = [m.content for m in request.messages if m.role == "user"]
-        if not users or not users[-1].strip():
-            raise InvalidInput(
-                [FieldError("messages", "must contain a non-empty user message", "required")]
-            )
+        users = [m.content for m in request.messages if m.role == "user" and m.content.strip()]
+        if not users:
+            return ""  # nothing asked: the answer says what it can help with
         question = users[-1]
         if len(question.split()) < 6 and len(users) > 1:
             question = f"{users[-2]} {question}"  # a short follow-up leans on the last question
         return question
 
     async def start(self, principal: Principal, request: ChatRequest, api_base: str) -> Answer:
-        """Check, retrieve and start answering. Raises InvalidInput, PayloadTooLarge, and (with
+        """Check, retrieve and start answering. Raises PayloadTooLarge, and (with
         an upstream) UpstreamFailed/UpstreamTimeout when it fails before its first piece."""
         question = self._check(request)
-        latest = [m.content for m in request.messages if m.role == "user"][-1]
+        latest = next(
+            (
+                m.content
+                for m in reversed(request.messages)
+                if m.role == "user" and m.content.strip()
+            ),
+            "",
+        )
         emergency = safety.emergency(latest)
         refuse = safety.probes_prompt(latest)
         query = question + (" emergency " + " ".join(emergency.labels) if emergency else "")
         hits: list[Hit] = [] if refuse else self.knowledge.search(query)
         facts: CatalogueFacts | None = None
-        if not refuse and catalogue.wants_catalogue(latest):
+        if latest and not refuse and catalogue.wants_catalogue(latest):
             facts = await catalogue.lookup(self.db, principal.tenant, question, api_base)
         if refuse or self.upstream is None:
             text = compose(emergency, hits, facts, refuse, set(tokenize(question)))

@@ -287,9 +287,16 @@ class TestBadInput:
         _field_error(r, 413, "messages")
         assert r.json()["title"] == "Payload Too Large"
 
-    def test_422_without_a_user_message(self, api: Api, user: str) -> None:
-        body = {"model": "pet-advisor-1", "messages": [{"role": "system", "content": "be nice"}]}
-        _field_error(api.request("POST", PATH, user, json=body), 422, "messages")
+    @pytest.mark.parametrize(
+        "messages",
+        [[{"role": "system", "content": "be nice"}], [{"role": "user", "content": "  "}]],
+    )
+    def test_nothing_asked_gets_what_it_can_help_with(
+        self, api: Api, user: str, messages: list[dict[str, str]]
+    ) -> None:
+        body = {"model": "pet-advisor-1", "messages": messages}
+        text = content(api.request("POST", PATH, user, json=body))
+        assert text.startswith("I don't have notes on that. I can help with feeding")
 
     def test_406_when_accept_allows_neither_json_nor_event_stream(
         self, api: Api, user: str
