@@ -1,12 +1,15 @@
 """``make bench`` chat section: time to first chunk and chunks/s of SSE chat streams.
 
 One uvicorn worker with the embedded answerer (no upstream); a raw-asyncio HTTP/1.1 client (cheap
-enough to share the 2 cores) opens N concurrent streams at once and keeps N open: each client
-loop sends ``POST /v1/chat/completions`` with ``stream: true``, notes when the first SSE event
-arrives (time to first chunk, from the request's first byte written) and counts events until
-``[DONE]``, then starts the next stream. Two pacings: ``0`` (the answer is streamed as fast as
-the server can write it) and ``20`` ms between pieces (a model producing 50 tokens/s, so streams
-stay open for seconds as real chat streams do).
+enough to share the 2 cores) runs N concurrent users (started over the first second): each
+sends ``POST /v1/chat/completions`` with ``stream: true``, notes when the first SSE event
+arrives (time to first chunk, from the request written) and counts events until ``[DONE]``,
+thinks, and asks again. Scenarios:
+
+- ``chat``: 1 s think time between a user's questions (people read the answer);
+- ``saturate``: no think time, every user asks again at once (the server's capacity);
+- ``paced``: the answerer pauses 20 ms between pieces (a model writing 50 tokens/s), no think
+  time, so N streams stay open together for seconds.
 
 Run alone: ``.venv/bin/python -m bench.chat`` (``BENCH_QUICK=1`` for short runs).
 """
@@ -33,7 +36,7 @@ from bench.servers import ROOT, running
 ADMIN = ("benchchat", "benchchat-pass-1")
 QUESTION = "How often should I feed my kitten and what should I feed it?"
 CONCURRENCY = (50, 200)
-PACES_MS = (0, 20)
+SCENARIOS = (("chat", 0, 1.0), ("saturate", 0, 0.0), ("paced", 20, 0.0))  # name, pace ms, think s
 
 
 @dataclass
@@ -70,7 +73,7 @@ async def one_stream(port: int, body: bytes, token: str) -> StreamResult:
 
 
 async def closed_loop(
-    port: int, token: str, concurrency: int, seconds: float
+    port: int, token: str, concurrency: int, seconds: float, think: float = 0.0
 ) -> tuple[list[StreamResult], float]:
     body = json.dumps(
         {"model": "pet-advisor-1", "stream": True,
@@ -79,12 +82,15 @@ async def closed_loop(
     results: list[StreamResult] = []
     deadline = time.perf_counter() + seconds
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
+        await asyncio.sleep(index / concurrency)  # ramp up over one second
         while time.perf_counter() < deadline:
             results.append(await one_stream(port, body, token))
+            if think:
+                await asyncio.sleep(think)
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
     return results, time.perf_counter() - started
 
 
@@ -113,10 +119,10 @@ def run(seconds: float | None = None) -> list[dict[str, Any]]:
     root = Path(tempfile.mkdtemp(prefix="petstore-bench-chat-"))
     rows: list[dict[str, Any]] = []
     try:
-        for pace in PACES_MS:
+        for name, pace, think in SCENARIOS:
             env = {
                 **os.environ,
-                "DATABASE_URL": f"sqlite:///{root}/chat-{pace}.db",
+                "DATABASE_URL": f"sqlite:///{root}/chat-{name}.db",
                 "PETSTORE_VAR_DIR": str(root),
                 "PETSTORE_RATE_LIMIT": "0",
                 "PETSTORE_CHAT_RATE_LIMIT": "0",
@@ -129,7 +135,7 @@ def run(seconds: float | None = None) -> list[dict[str, Any]]:
                 [sys.executable, "manage.py", "migrate"], cwd=ROOT, env=env, check=True,
                 capture_output=True,
             )  # fmt: skip
-            with running(f"chat-pace{pace}", "app:app_from_env", env, root) as server:
+            with running(f"chat-{name}", "app:app_from_env", env, root) as server:
                 token = httpx.post(
                     f"{server.base}/auth/tokens",
                     json={"username": ADMIN[0], "password": ADMIN[1]},
@@ -137,13 +143,14 @@ def run(seconds: float | None = None) -> list[dict[str, Any]]:
                 asyncio.run(closed_loop(server.port, token, 20, 1.0))  # warm-up
                 for concurrency in CONCURRENCY:
                     results, elapsed = asyncio.run(
-                        closed_loop(server.port, token, concurrency, seconds)
+                        closed_loop(server.port, token, concurrency, seconds, think)
                     )
-                    row = {"pace_ms": pace, "concurrency": concurrency}
+                    row = {"scenario": name, "pace_ms": pace, "think_s": think}
+                    row["concurrency"] = concurrency
                     row.update(summarise(results, elapsed))
                     rows.append(row)
                     print(
-                        f"[bench chat] pace {pace:>2} ms  {concurrency:>3} streams: "
+                        f"[bench chat] {name:<8} {concurrency:>3} users: "
                         f"first chunk p50 {row['ttfc_p50_ms']} ms p99 {row['ttfc_p99_ms']} ms, "
                         f"{row['chunks_per_s']} chunks/s, {row['streams']} streams "
                         f"({row['failed']} failed)",
@@ -156,15 +163,21 @@ def run(seconds: float | None = None) -> list[dict[str, Any]]:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print("\nChat streams (POST /v1/chat/completions, stream=true, embedded answerer, 1 worker)")
-    header = f"{'pace':>6}{'streams':>9}{'TTFC p50':>10}{'TTFC p99':>10}{'chunks/s':>10}{'done':>7}"
+    header = (
+        f"{'scenario':<10}{'users':>6}{'TTFC p50':>10}{'TTFC p99':>10}{'chunks/s':>10}"
+        f"{'streams':>9}"
+    )
     print(header + "  failed")
     print("-" * (len(header) + 8))
     for r in rows:
         print(
-            f"{r['pace_ms']:>4}ms{r['concurrency']:>9}{r['ttfc_p50_ms']:>10}{r['ttfc_p99_ms']:>10}"
-            f"{r['chunks_per_s']:>10}{r['streams']:>7}  {r['failed']}"
+            f"{r['scenario']:<10}{r['concurrency']:>6}{r['ttfc_p50_ms']:>10}{r['ttfc_p99_ms']:>10}"
+            f"{r['chunks_per_s']:>10}{r['streams']:>9}  {r['failed']}"
         )
-    print("Target: first chunk p99 <= 100 ms at 200 concurrent streams.")
+    print(
+        "TTFC in ms; chat = 1 s think time, saturate = none, paced = 20 ms between pieces. "
+        "Target: first chunk p99 <= 100 ms at 200 concurrent streams."
+    )
 
 
 def main() -> int:

@@ -44,21 +44,25 @@ async def create_chat_completion(body: dict[str, Any]) -> Response:
 
 async def _events(answer: Answer, include_usage: bool) -> AsyncIterator[bytes]:
     """chat.completion.chunk events: the role first, one event per piece, the finish reason,
-    optionally the usage, then ``[DONE]``. Runs on the event loop (no thread per stream); a
-    client that goes away cancels it, which closes the answer and stops generation."""
-    yield sse(dump_chunk(answer, {"role": "assistant", "content": ""}))
+    optionally the usage, then ``[DONE]``. Pieces that are ready together leave in one write.
+    Runs on the event loop (no thread per stream); a client that goes away cancels it, which
+    closes the answer and stops generation."""
+    head = sse(dump_chunk(answer, {"role": "assistant", "content": ""}))
     try:
-        async for piece in answer.pieces():
-            yield sse(dump_chunk(answer, {"content": piece}))
+        async for batch in answer.batches():
+            yield head + b"".join(sse(dump_chunk(answer, {"content": p})) for p in batch)
+            head = b""
     except DomainError as exc:
         code = "gateway_timeout" if isinstance(exc, UpstreamTimeout) else "bad_gateway"
-        yield sse(dump_stream_error(exc.detail, "upstream_error", code))
+        yield head + sse(dump_stream_error(exc.detail, "upstream_error", code))
         return
     except Exception:
         log.exception("chat stream failed")
-        yield sse(dump_stream_error("An unexpected error occurred.", "server_error", "internal"))
+        yield head + sse(
+            dump_stream_error("An unexpected error occurred.", "server_error", "internal")
+        )
         return
-    yield sse(dump_chunk(answer, {}, answer.finish_reason))
+    tail = head + sse(dump_chunk(answer, {}, answer.finish_reason))
     if include_usage:
-        yield sse(dump_usage_chunk(answer))
-    yield SSE_DONE
+        tail += sse(dump_usage_chunk(answer))
+    yield tail + SSE_DONE

@@ -74,6 +74,7 @@ class LanguageModel(Protocol):
     ) -> AsyncIterator[str]: ...
 
 
+BATCH = 64  # pieces of a ready answer sent in one write (each still its own SSE event)
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _PIECE = re.compile(r"\s*\S+\s*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -100,8 +101,9 @@ class StreamStats:
 
 @dataclass
 class Answer:
-    """The answer as it streams. ``finish_reason`` and ``completion_tokens`` are final once the
-    pieces are exhausted."""
+    """The answer as it streams, in batches of pieces that are ready together (the embedded
+    answer is known at once; an upstream's or a paced answer comes one piece at a time).
+    ``finish_reason`` and ``completion_tokens`` are final once the batches are exhausted."""
 
     id: str
     model: str
@@ -109,15 +111,15 @@ class Answer:
     prompt_tokens: int
     citations: tuple[str, ...]
     pet_links: tuple[str, ...]
-    _source: AsyncIterator[str]
-    _first: str | None
+    _source: AsyncIterator[list[str]]
+    _first: list[str] | None
     _max_tokens: int | None
     _stats: StreamStats
     finish_reason: str = "stop"
     completion_tokens: int = 0
     _started: bool = field(default=False, repr=False)
 
-    async def pieces(self) -> AsyncIterator[str]:
+    async def batches(self) -> AsyncIterator[list[str]]:
         if self._started:
             raise RuntimeError("an answer streams once")
         self._started = True
@@ -125,15 +127,20 @@ class Answer:
         stats.active += 1
         finished = False
         try:
-            piece = self._first
-            while piece is not None:
-                if self._max_tokens is not None and self.completion_tokens >= self._max_tokens:
-                    self.finish_reason = "length"
+            batch = self._first
+            while batch is not None:
+                if self._max_tokens is not None:
+                    room = self._max_tokens - self.completion_tokens
+                    if len(batch) > room:
+                        batch = batch[:room]
+                        self.finish_reason = "length"
+                if batch:
+                    self.completion_tokens += len(batch)
+                    stats.pieces += len(batch)
+                    yield batch
+                if self.finish_reason == "length":
                     break
-                self.completion_tokens += 1
-                stats.pieces += 1
-                yield piece
-                piece = await anext(self._source, None)
+                batch = await anext(self._source, None)
             finished = True
         finally:
             stats.active -= 1
@@ -146,7 +153,7 @@ class Answer:
                 await aclose()
 
     async def text(self) -> str:
-        return "".join([p async for p in self.pieces()])
+        return "".join(["".join(batch) async for batch in self.batches()])
 
 
 class ChatService:
@@ -210,7 +217,7 @@ class ChatService:
             facts = await catalogue.lookup(self.db, principal.tenant, question, api_base)
         if refuse or self.upstream is None:
             text = compose(emergency, hits, facts, refuse, set(tokenize(question)))
-            source: AsyncIterator[str] = self._paced(_PIECE.findall(text))
+            source: AsyncIterator[list[str]] = self._paced(_PIECE.findall(text))
         else:
             source = self._relay(request, emergency, hits, facts)
         first = await anext(source, None)
@@ -227,11 +234,15 @@ class ChatService:
             _stats=self.stats,
         )
 
-    async def _paced(self, pieces: list[str]) -> AsyncIterator[str]:
+    async def _paced(self, pieces: list[str]) -> AsyncIterator[list[str]]:
+        if not self.pace:
+            for start in range(0, len(pieces), BATCH):
+                yield pieces[start : start + BATCH]
+            return
         for index, piece in enumerate(pieces):
-            if index and self.pace:
+            if index:
                 await asyncio.sleep(self.pace)
-            yield piece
+            yield [piece]
 
     async def _relay(
         self,
@@ -239,7 +250,7 @@ class ChatService:
         emergency: safety.Emergency | None,
         hits: list[Hit],
         facts: CatalogueFacts | None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[list[str]]:
         assert self.upstream is not None
         messages = [{"role": "system", "content": SYSTEM_PROMPT + "\n\n" + context(hits, facts)}]
         # The caller's own system messages are not passed on: they must not override safety.
@@ -259,13 +270,11 @@ class ChatService:
             # The first upstream piece is awaited before anything is sent, so that a failing
             # upstream becomes a clean 502/504 instead of a broken stream.
             first = await anext(stream, None)
-            if emergency:
-                for piece in _PIECE.findall(emergency.notice()):
-                    yield piece
-            if first is not None:
-                yield first
+            notice = _PIECE.findall(emergency.notice()) if emergency else []
+            if first is not None or notice:
+                yield notice + ([first] if first is not None else [])
             async for piece in stream:
-                yield piece
+                yield [piece]
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
