@@ -11,6 +11,7 @@ Two answerers share one pipeline (safety → retrieval → catalogue → answer)
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -22,8 +23,10 @@ from services.chat import catalogue, safety
 from services.chat.bm25 import tokenize
 from services.chat.catalogue import CatalogueFacts
 from services.chat.knowledge import Hit, KnowledgeBase
-from services.errors import PayloadTooLarge
+from services.errors import PayloadTooLarge, UpstreamFailed, UpstreamTimeout
 from services.principal import Principal
+
+log = logging.getLogger("petstore.chat")
 
 MODELS = ("pet-advisor-1", "pet-advisor-turbo")
 MODEL_ALIASES = {"PET_ADVISOR_1": "pet-advisor-1", "PET_ADVISOR_TURBO": "pet-advisor-turbo"}
@@ -215,12 +218,25 @@ class ChatService:
         facts: CatalogueFacts | None = None
         if latest and not refuse and catalogue.wants_catalogue(latest):
             facts = await catalogue.lookup(self.db, principal.tenant, question, api_base)
-        if refuse or self.upstream is None:
+
+        def embedded() -> AsyncIterator[list[str]]:
             text = compose(emergency, hits, facts, refuse, set(tokenize(question)))
-            source: AsyncIterator[list[str]] = self._paced(_PIECE.findall(text))
-        else:
-            source = self._relay(request, emergency, hits, facts)
-        first = await anext(source, None)
+            return self._paced(_PIECE.findall(text))
+
+        source = (
+            embedded()
+            if refuse or self.upstream is None
+            else self._relay(request, emergency, hits, facts)
+        )
+        try:
+            first = await anext(source, None)
+        except (UpstreamFailed, UpstreamTimeout):
+            if not emergency:
+                raise
+            # Safety first: an emergency is answered (embedded) even when the upstream is down.
+            log.warning("upstream failed on an emergency question; answered offline")
+            source = embedded()
+            first = await anext(source, None)
         return Answer(
             id=self._next_id(),
             model=canonical_model(request.model),

@@ -161,6 +161,15 @@ class TestUpstream:
         assert text.startswith("**This may be an emergency (possible poisoning)")
         assert "model=upstream-model" in text
 
+    def test_emergency_is_answered_offline_when_the_upstream_fails(self, relayed: Live) -> None:
+        reply = sdk(relayed).chat.completions.create(
+            model="pet-advisor-1",
+            messages=[{"role": "user", "content": "my dog ate chocolate #fail"}],
+        )
+        text = reply.choices[0].message.content or ""
+        assert text.startswith("**This may be an emergency (possible poisoning)")
+        assert "Emergencies and first aid — Poisoning" in text
+
     def test_upstream_error_is_a_502_problem(self, relayed: Live) -> None:
         r = httpx.post(
             f"{relayed.base}/chat/completions",
