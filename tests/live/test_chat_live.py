@@ -5,6 +5,7 @@ disconnects, and 200 concurrent streams on one worker."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -243,6 +244,41 @@ class TestStreamingScales:
             time.sleep(0.3)  # at 20 ms a piece, a generator still running would add ~15
             assert stats.pieces == produced
             assert produced < 40  # the whole answer is well over 100 pieces
+
+    def test_slow_readers_do_not_slow_other_streams(self, live: Live) -> None:
+        """20 clients that ask for a stream and never read it (tiny receive buffers) hold their
+        streams open; another client's stream still completes at once."""
+        host, port = live.base.split("//")[1].split("/")[0].split(":")
+        body = orjson.dumps(
+            {"model": "pet-advisor-1", "stream": True,
+             "messages": [{"role": "user", "content": "How do I house-train a puppy?"}]}
+        )  # fmt: skip
+        request = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {live.token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        sleepers = []
+        try:
+            for _ in range(20):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+                sock.connect((host, int(port)))
+                sock.sendall(request)
+                sleepers.append(sock)
+            started = time.monotonic()
+            chunks = list(
+                sdk(live).chat.completions.create(
+                    model="pet-advisor-1",
+                    messages=[{"role": "user", "content": "How do I house-train a puppy?"}],
+                    stream=True,
+                )
+            )
+            assert time.monotonic() - started < 2
+            assert chunks[-1].choices[0].finish_reason == "stop"
+        finally:
+            for sock in sleepers:
+                sock.close()
 
     def test_200_concurrent_streams_on_one_worker(self, live: Live) -> None:
         async def one(client: httpx.AsyncClient, n: int) -> tuple[int, int, bool]:
