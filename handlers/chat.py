@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from handlers._context import api_base, container, json_response, principal
 from schemas.chat import (
     SSE_DONE,
+    ChunkEncoder,
     dump_chunk,
     dump_completion,
     dump_stream_error,
@@ -48,9 +49,10 @@ async def _events(answer: Answer, include_usage: bool) -> AsyncIterator[bytes]:
     Runs on the event loop (no thread per stream); a client that goes away cancels it, which
     closes the answer and stops generation."""
     head = sse(dump_chunk(answer, {"role": "assistant", "content": ""}))
+    encode = ChunkEncoder(answer).content
     try:
         async for batch in answer.batches():
-            yield head + b"".join(sse(dump_chunk(answer, {"content": p})) for p in batch)
+            yield head + b"".join([encode(piece) for piece in batch])
             head = b""
     except DomainError as exc:
         code = "gateway_timeout" if isinstance(exc, UpstreamTimeout) else "bad_gateway"

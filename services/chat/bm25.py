@@ -11,6 +11,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS_TEXT = """a about above after again against all am an and any are as at be
@@ -25,6 +26,7 @@ _STOPWORDS_TEXT = """a about above after again against all am an and any are as 
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light English stemmer: enough to match 'vaccines'/'vaccination', 'cats'/'cat'."""
     for suffix in ("ations", "ation", "ings", "ing", "ies", "es", "s"):

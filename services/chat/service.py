@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 from models.database import Database
@@ -297,11 +298,21 @@ class ChatService:
                 await aclose()
 
 
+@lru_cache(maxsize=1024)
+def _sentences(text: str) -> list[str]:
+    return _SENTENCE.split(text)
+
+
+@lru_cache(maxsize=8192)
+def _terms(sentence: str) -> frozenset[str]:
+    return frozenset(tokenize(sentence))
+
+
 def _summary(hit: Hit, question_terms: set[str], sentences: int = 3) -> str:
-    parts = _SENTENCE.split(hit.section.text)
+    parts = _sentences(hit.section.text)
     ranked = sorted(
         range(len(parts)),
-        key=lambda i: (-len(question_terms & set(tokenize(parts[i]))), i),
+        key=lambda i: (-len(question_terms & _terms(parts[i])), i),
     )
     keep = sorted(ranked[:sentences])
     return " ".join(parts[i] for i in keep)
