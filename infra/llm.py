@@ -36,7 +36,9 @@ class OpenAICompatibleModel:
         max_tokens: int | None,
         temperature: float | None,
         user: str | None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[list[str]]:
+        """The upstream's content deltas, in order; the ones that arrived in one network read
+        come as one list (they are relayed in one write, each still its own chunk)."""
         body: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
@@ -51,15 +53,21 @@ class OpenAICompatibleModel:
                     raise UpstreamFailed(
                         f"The language model service answered {response.status_code}."
                     )
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
+                pending = b""
+                async for data in response.aiter_bytes():
+                    *lines, pending = (pending + data).split(b"\n")
+                    pieces, done, failure = _pieces(lines)
+                    if pieces:
+                        yield pieces
+                    if failure:
+                        raise failure
+                    if done:
                         return
-                    piece = _delta(data)
-                    if piece:
-                        yield piece
+                pieces, _, failure = _pieces([pending])
+                if pieces:
+                    yield pieces
+                if failure:
+                    raise failure
         except httpx.TimeoutException as exc:
             log.warning("upstream timed out: %s", type(exc).__name__)
             raise UpstreamTimeout("The language model service did not answer in time.") from exc
@@ -71,7 +79,27 @@ class OpenAICompatibleModel:
         await self._client.aclose()
 
 
-def _delta(data: str) -> str | None:
+def _pieces(lines: list[bytes]) -> tuple[list[str], bool, UpstreamFailed | None]:
+    """Content deltas of complete SSE lines, whether ``[DONE]`` was among them, and the failure
+    that ended them early (the pieces before it are still relayed)."""
+    pieces: list[str] = []
+    for raw in lines:
+        line = raw.strip()
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return pieces, True, None
+        try:
+            piece = _delta(data)
+        except UpstreamFailed as failure:
+            return pieces, False, failure
+        if piece:
+            pieces.append(piece)
+    return pieces, False, None
+
+
+def _delta(data: bytes) -> str | None:
     try:
         event = json.loads(data)
     except ValueError as exc:

@@ -65,7 +65,8 @@ class ChatRequest:
 
 
 class LanguageModel(Protocol):
-    """An OpenAI-compatible upstream (infra/). ``stream`` raises UpstreamFailed/UpstreamTimeout."""
+    """An OpenAI-compatible upstream (infra/): ``stream`` yields the answer's pieces, those that
+    arrived together as one list; it raises UpstreamFailed/UpstreamTimeout."""
 
     def stream(
         self,
@@ -75,7 +76,7 @@ class LanguageModel(Protocol):
         max_tokens: int | None,
         temperature: float | None,
         user: str | None,
-    ) -> AsyncIterator[str]: ...
+    ) -> AsyncIterator[list[str]]: ...
 
 
 BATCH = 64  # pieces of a ready answer sent in one write (each still its own SSE event)
@@ -288,10 +289,10 @@ class ChatService:
             # upstream becomes a clean 502/504 instead of a broken stream.
             first = await anext(stream, None)
             notice = _PIECE.findall(emergency.notice()) if emergency else []
-            if first is not None or notice:
-                yield notice + ([first] if first is not None else [])
-            async for piece in stream:
-                yield [piece]
+            if first or notice:
+                yield notice + (first or [])
+            async for batch in stream:
+                yield batch
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:

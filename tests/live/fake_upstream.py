@@ -54,10 +54,8 @@ async def completions(request: Request) -> Response:
         await asyncio.sleep(5)
 
     async def stream() -> AsyncIterator[bytes]:
-        if "#break" in last:
-            for word in ("one ", "two ", "three "):
-                yield _chunk(word)
-            yield b"data: {not json\n\n"
+        if "#break" in last:  # good chunks and the bad one in a single write
+            yield b"".join(_chunk(w) for w in ("one ", "two ", "three ")) + b"data: {not json\n\n"
             return
         yield _chunk("").replace(b'"content": ""', b'"role": "assistant"')
         for word in re.findall(r"\S+\s*", _report(body)):
