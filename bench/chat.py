@@ -181,8 +181,16 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def main() -> int:
+    from bench.run import cpu_busy_fraction
+
+    busy = cpu_busy_fraction()
     rows = run()
     print_table(rows)
+    if busy is not None and busy > 0.25:
+        print(
+            f"NOTE: other processes kept the CPUs {busy:.0%} busy just before the run; "
+            "figures are noisier than usual, re-run on an idle box."
+        )
     out = ROOT / "var" / "bench-chat.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
