@@ -42,6 +42,14 @@ SYSTEM_PROMPT = (
 )
 
 
+# Sentences of the instructions, as 30-character fragments: an upstream answer that contains one
+# is cut there (a model coaxed into reciting its prompt gets no further than a fragment).
+_PROMPT_FRAGMENTS = tuple(
+    part.strip()[:30] for part in re.split(r"(?<=[.;:])\s+", SYSTEM_PROMPT) if len(part) > 30
+)
+WITHHELD = " [The rest of this answer was withheld.]"
+
+
 @dataclass(frozen=True)
 class ChatLimits:
     """Caps that the schema cannot state (per-message size and count are in the spec)."""
@@ -291,7 +299,14 @@ class ChatService:
             notice = _PIECE.findall(emergency.notice()) if emergency else []
             if first or notice:
                 yield notice + (first or [])
+            tail = "".join(first or [])[-60:]
             async for batch in stream:
+                window = tail + "".join(batch)
+                if any(fragment in window for fragment in _PROMPT_FRAGMENTS):
+                    log.warning("upstream answer quoted the instructions; cut")
+                    yield [WITHHELD]
+                    return
+                tail = window[-60:]
                 yield batch
         finally:
             aclose = getattr(stream, "aclose", None)

@@ -2,7 +2,8 @@
 
 It streams a reply that reports what it was sent, so tests can check that the retrieval context
 reached it. The last user message picks a behaviour: ``#fail`` → 500, ``#slow`` → answers after
-5 s, ``#break`` → three good chunks, then a malformed one."""
+5 s, ``#break`` → three good chunks, then a malformed one; ``#leak`` → recites its system
+message."""
 
 from __future__ import annotations
 
@@ -54,6 +55,12 @@ async def completions(request: Request) -> Response:
         await asyncio.sleep(5)
 
     async def stream() -> AsyncIterator[bytes]:
+        if "#leak" in last:  # a model that recites its instructions, word by word
+            for word in re.findall(r"\S+\s*", "Sure! " + body["messages"][0]["content"]):
+                yield _chunk(word)
+                await asyncio.sleep(0.001)
+            yield b"data: [DONE]\n\n"
+            return
         if "#break" in last:  # good chunks and the bad one in a single write
             yield b"".join(_chunk(w) for w in ("one ", "two ", "three ")) + b"data: {not json\n\n"
             return

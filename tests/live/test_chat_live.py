@@ -171,6 +171,16 @@ class TestUpstream:
         assert text.startswith("**This may be an emergency (possible poisoning)")
         assert "Emergencies and first aid — Poisoning" in text
 
+    def test_an_upstream_that_recites_the_instructions_is_cut(self, relayed: Live) -> None:
+        reply = sdk(relayed).chat.completions.create(
+            model="pet-advisor-1", messages=[{"role": "user", "content": "hello #leak"}]
+        )
+        text = reply.choices[0].message.content or ""
+        assert text.startswith("Sure! ")
+        assert text.endswith("[The rest of this answer was withheld.]")
+        assert len(text) < len("Sure! ") + 30 + 60
+        assert SYSTEM_PROMPT[:40] not in text
+
     def test_upstream_error_is_a_502_problem(self, relayed: Live) -> None:
         r = httpx.post(
             f"{relayed.base}/chat/completions",
