@@ -27,12 +27,14 @@ from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
+from infra.llm import OpenAICompatibleModel
 from infra.payments import TestProcessor
 from infra.webhooks import HttpSender
 from logconfig import configure_logging
 from models.base import SHARED_POOL
 from models.database import Database
-from services import delivery, idempotency, orders
+from services import delivery, idempotency, orders, payments
+from services.chat import ChatService, KnowledgeBase
 from services.throttle import FailureThrottle
 from services.users import ensure_admin
 from settings import ROOT, Settings
@@ -86,7 +88,11 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
 
 
 async def _housekeeping(container: Container) -> None:
-    """Cancel unpaid orders past their hold; forget idempotency keys older than 24 h."""
+    """Settle payments an interrupted request left PROCESSING; cancel unpaid orders past their
+    hold; forget idempotency keys older than 24 h."""
+    public = container.settings.public_url
+    receipt_base = f"{public}/v1" if public else "/v1"
+    await payments.reconcile_stale(container.db, container.processor, receipt_base)
     await orders.expire_overdue(container.db)
     await idempotency.purge_expired(container.db)
 
@@ -96,7 +102,7 @@ def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
         max_attempts=settings.webhook_max_attempts,
         backoff_base=settings.webhook_backoff_seconds,
         timeout_seconds=settings.webhook_timeout_seconds,
-        allow_private=settings.webhook_allow_private,
+        allow_loopback=settings.webhook_allow_loopback,
     )
 
 
@@ -107,6 +113,20 @@ def build_container(settings: Settings) -> Container:
         else MemoryCounterStore()
     )
     db = Database(settings.database_url)
+    upstream = (
+        OpenAICompatibleModel(
+            settings.chat_upstream_url, settings.chat_upstream_key, settings.chat_upstream_timeout
+        )
+        if settings.chat_upstream_url and settings.chat_upstream_key
+        else None
+    )
+    chat = ChatService(
+        KnowledgeBase.load(settings.knowledge_dir),  # BM25 index built once, here
+        db,
+        upstream=upstream,
+        upstream_model=settings.chat_upstream_model,
+        pace_seconds=settings.chat_pace_ms / 1000,
+    )
     return Container(
         settings=settings,
         db=db,
@@ -118,6 +138,8 @@ def build_container(settings: Settings) -> Container:
         roles=RoleLookup(db, settings.role_cache_seconds),
         processor=TestProcessor(),
         sender=HttpSender(),
+        chat=chat,
+        upstream=upstream,
     )
 
 
@@ -183,7 +205,10 @@ def create_app(settings: Settings) -> AsyncApp:
         RequestContextMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
     )
     app.add_middleware(
-        RateLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
+        RateLimitMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        container=container,
+        path_limits={"/v1/chat/completions": settings.chat_rate_limit_per_minute},
     )
     app.add_middleware(
         RequestGuard,
@@ -191,6 +216,7 @@ def create_app(settings: Settings) -> AsyncApp:
         routes=spec_routes(spec),
         max_body_bytes=settings.max_body_bytes,
         query_paths=["/pets/search"],
+        stream_paths=["/chat/completions"],
     )
     app.container = container  # type: ignore[attr-defined]  # for tests and tools
     return app

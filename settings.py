@@ -71,7 +71,14 @@ class Settings:
     webhook_backoff_seconds: float = 10.0
     webhook_max_attempts: int = 8
     webhook_timeout_seconds: float = 10.0
-    webhook_allow_private: bool = False
+    webhook_allow_loopback: bool = False
+    knowledge_dir: Path = ROOT / "knowledge"
+    chat_rate_limit_per_minute: int = 20
+    chat_pace_ms: int = 0
+    chat_upstream_url: str | None = None
+    chat_upstream_key: str | None = None
+    chat_upstream_model: str | None = None
+    chat_upstream_timeout: float = 30.0
 
     @property
     def order_hold(self) -> timedelta:
@@ -106,7 +113,14 @@ class Settings:
             webhook_backoff_seconds=float(env.get("PETSTORE_WEBHOOK_BACKOFF_SECONDS", 10.0)),
             webhook_max_attempts=int(env.get("PETSTORE_WEBHOOK_MAX_ATTEMPTS", 8)),
             webhook_timeout_seconds=float(env.get("PETSTORE_WEBHOOK_TIMEOUT_SECONDS", 10.0)),
-            webhook_allow_private=_bool(env.get("PETSTORE_WEBHOOK_ALLOW_PRIVATE"), False),
+            webhook_allow_loopback=_bool(env.get("PETSTORE_WEBHOOK_ALLOW_LOOPBACK"), False),
+            knowledge_dir=Path(env.get("PETSTORE_KNOWLEDGE_DIR") or ROOT / "knowledge"),
+            chat_rate_limit_per_minute=int(env.get("PETSTORE_CHAT_RATE_LIMIT", 20)),
+            chat_pace_ms=int(env.get("PETSTORE_CHAT_PACE_MS", 0)),
+            chat_upstream_url=(env.get("PETSTORE_CHAT_UPSTREAM_URL") or "").rstrip("/") or None,
+            chat_upstream_key=env.get("PETSTORE_CHAT_UPSTREAM_KEY") or None,
+            chat_upstream_model=env.get("PETSTORE_CHAT_UPSTREAM_MODEL") or None,
+            chat_upstream_timeout=float(env.get("PETSTORE_CHAT_UPSTREAM_TIMEOUT", 30)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -1,6 +1,7 @@
 """Connexion ``x-tokenInfoFunc`` for the ``oauth2`` scheme: verify the JWT locally, then take the
 account's *current* role (a deleted account gets 401, a demoted one loses scopes at once) and
-return claims whose ``scope`` is that role's; Connexion checks the operation's scopes against it."""
+return claims whose ``scope`` is that role's scopes that the token also carries; Connexion checks
+the operation's scopes against it."""
 
 from __future__ import annotations
 
@@ -24,4 +25,10 @@ async def token_info(token: str, request: Any = None) -> dict[str, Any] | None:
     role = await container.roles.role(str(claims.get("tid", "")), subject)
     if role is None:
         return None
-    return {**claims, "role": role, "scope": " ".join(sorted(ROLE_SCOPES.get(role, ())))}
+    # The role's current scopes; a token issued for fewer scopes than its role had (e.g. by
+    # TokenService.issue(scopes=...)) keeps only those.
+    granted = ROLE_SCOPES.get(role, frozenset())
+    issued = frozenset(str(claims.get("scope", "")).split())
+    if issued != ROLE_SCOPES.get(str(claims.get("role", "")), frozenset()):
+        granted = granted & issued
+    return {**claims, "role": role, "scope": " ".join(sorted(granted))}

@@ -30,15 +30,19 @@ class TokenService:
         self._issuer = issuer
         self._ttl = ttl_seconds
 
-    def issue(self, subject: uuid.UUID, role: str, tenant: str) -> IssuedToken:
+    def issue(
+        self, subject: uuid.UUID, role: str, tenant: str, scopes: frozenset[str] | None = None
+    ) -> IssuedToken:
+        """A token for the role's scopes, or for ``scopes`` of them only (a narrower token)."""
         now = int(time.time())
-        scopes = " ".join(sorted(ROLE_SCOPES.get(role, frozenset())))
+        allowed = ROLE_SCOPES.get(role, frozenset())
+        scope = " ".join(sorted(allowed if scopes is None else allowed & scopes))
         claims = {
             "iss": self._issuer,
             "aud": AUDIENCE,
             "sub": str(subject),
             "role": role,
-            "scope": scopes,
+            "scope": scope,
             "tid": tenant,
             "iat": now,
             "exp": now + self._ttl,
@@ -49,7 +53,7 @@ class TokenService:
             token=token,
             expires_at=datetime.fromtimestamp(now + self._ttl, UTC),
             expires_in=self._ttl,
-            scope=scopes,
+            scope=scope,
         )
 
     def verify(self, token: str) -> dict[str, Any] | None:

@@ -451,6 +451,10 @@ def main() -> int:
     rows = build_rows(results)
     write_json(rows, meta)
     print_table(rows, meta)
+    if os.environ.get("BENCH_CHAT", "1") != "0":  # chat streams (bench/chat.py); BENCH_CHAT=0 skips
+        from bench import chat
+
+        chat.main()
     return 0
 
 

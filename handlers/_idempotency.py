@@ -6,6 +6,7 @@ successes; server and processor failures (5xx) release the key so that a retry r
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from typing import Any
 import anyio
 import orjson
 from connexion import request
+from cryptography.fernet import Fernet
 from starlette.responses import Response
 
 from handlers._context import container
@@ -38,13 +40,24 @@ def _fingerprint(operation: str, payload: Any) -> str:
     """Keyed with a server secret: the request may hold card data, and a plain hash of it could
     be brute-forced (a CVC has only 1,000 values)."""
     secret = container().settings.jwt_secret.encode()
+    key = hmac.new(secret, b"petstore idempotency fingerprints v1", hashlib.sha256).digest()
     data = orjson.dumps([operation, payload], option=orjson.OPT_SORT_KEYS)
-    return hmac.new(secret, data, hashlib.sha256).hexdigest()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def _cipher() -> Fernet:
+    """Stored responses are encrypted at rest: a guest's first response holds the order's
+    guestToken, which the database must not keep in clear (it keeps only its hash otherwise)."""
+    secret = container().settings.jwt_secret.encode()
+    key = hmac.new(secret, b"petstore idempotency-key bodies v1", hashlib.sha256).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
 
 
 def _stored(response: Response) -> keys.StoredResponse:
     headers = {k: v for k, v in response.headers.items() if k in STORED_HEADERS}
-    return keys.StoredResponse(response.status_code, headers, bytes(response.body))
+    return keys.StoredResponse(
+        response.status_code, headers, _cipher().encrypt(bytes(response.body))
+    )
 
 
 async def idempotent(
@@ -64,7 +77,7 @@ async def idempotent(
     replay = await keys.begin(db, scope)
     if replay is not None:
         headers = {**replay.headers, "Idempotent-Replayed": "true"}
-        return Response(replay.body, replay.status, headers=headers)
+        return Response(_cipher().decrypt(replay.body), replay.status, headers=headers)
     try:
         response = await produce()
     except DomainError as exc:

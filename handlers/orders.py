@@ -6,42 +6,22 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from connexion import request
 from starlette.responses import Response
 
+from handlers._access import caller, order_access
 from handlers._context import api_base, container, json_response, no_content, principal
 from handlers._idempotency import idempotent
 from schemas.orders import dump_order, dump_payment
 from services import orders as service
 from services import payments
-from services.errors import AuthenticationFailed
 from services.payment_sources import BankAccount, Card, PaymentSource
-from services.principal import Principal
 
 _ADDRESS = ("addressLine1", "addressLine2", "addressCity", "addressState", "addressCountry",
             "addressPostCode")  # fmt: skip
 
 
-def _caller() -> Principal:
-    """Order operations allow callers without a bearer token, but a token that is sent must be
-    valid: Connexion's optional security would otherwise quietly treat a bad token as none."""
-    who = principal()
-    if not who.is_authenticated and request.headers.get("authorization"):
-        raise AuthenticationFailed("The bearer token is invalid, expired or lacks write:orders.")
-    return who
-
-
-def order_access() -> service.OrderAccess:
-    """Owner, admin or guest: a bearer token, or the order's X-Order-Token."""
-    who = _caller()
-    guest_token = request.headers.get("x-order-token")
-    if not who.is_authenticated and not guest_token:
-        raise AuthenticationFailed("Send a bearer token, or the order's X-Order-Token.")
-    return service.OrderAccess(who, guest_token)
-
-
 async def create_order(body: dict[str, Any]) -> Response:
-    who = _caller()
+    who = await caller()
 
     async def produce() -> Response:
         view = await service.create_order(
@@ -54,12 +34,12 @@ async def create_order(body: dict[str, Any]) -> Response:
 
 
 async def get_order(id: uuid.UUID) -> Response:  # noqa: A002 - the spec names it id
-    view = await service.get_order(container().db, order_access(), uuid.UUID(str(id)))
+    view = await service.get_order(container().db, await order_access(), uuid.UUID(str(id)))
     return json_response(dump_order(view, api_base()))
 
 
 async def cancel_order(id: uuid.UUID) -> Response:  # noqa: A002
-    await service.cancel_order(container().db, order_access(), uuid.UUID(str(id)))
+    await service.cancel_order(container().db, await order_access(), uuid.UUID(str(id)))
     return no_content()
 
 
@@ -91,7 +71,7 @@ def _source(data: dict[str, Any]) -> PaymentSource:
 
 
 async def pay_order(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
-    access = order_access()
+    access = await order_access()
     order_id = uuid.UUID(str(id))
     payment = payments.PaymentInput(
         Decimal(body["amount"]), body["currency"], _source(body["source"])

@@ -25,10 +25,13 @@ from services.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
     PaymentDeclined,
     PaymentProcessorError,
     PreconditionFailed,
     TooManyAttempts,
+    UpstreamFailed,
+    UpstreamTimeout,
 )
 from web.problems import problem_response
 
@@ -47,6 +50,9 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
     TooManyAttempts: (429, "rate-limit-exceeded"),
     PaymentDeclined: (402, "payment-declined"),
     PaymentProcessorError: (502, "payment-processor-error"),
+    PayloadTooLarge: (413, "payload-too-large"),
+    UpstreamFailed: (502, "bad-gateway"),
+    UpstreamTimeout: (504, "gateway-timeout"),
 }
 
 
@@ -68,6 +74,8 @@ def domain_problem(exc: DomainError, instance: str) -> Response:
         errors = [{"field": exc.field, "message": exc.detail, "code": exc.code}]
     elif isinstance(exc, PaymentDeclined):
         errors = [{"field": "source", "message": exc.detail, "code": exc.code}]
+    elif isinstance(exc, PayloadTooLarge):
+        errors = [{"field": exc.field, "message": exc.detail, "code": "too_large"}]
     elif isinstance(exc, TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, AuthenticationFailed):

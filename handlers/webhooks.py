@@ -7,20 +7,20 @@ from typing import Any
 
 from starlette.responses import Response
 
+from handlers._access import order_access
 from handlers._context import api_base, container, json_response, no_content, principal
-from handlers.orders import order_access
 from schemas.webhooks import dump_deliveries, dump_delivery, dump_subscription, dump_subscriptions
 from services import webhooks as service
 
 
-def _private_ok() -> bool:
-    return container().settings.webhook_allow_private
+def _loopback_ok() -> bool:
+    return container().settings.webhook_allow_loopback
 
 
 async def create_webhook(body: dict[str, Any]) -> Response:
     created = await service.create_subscription(
         container().db, principal(), body["url"], body["events"], body.get("description"),
-        allow_private=_private_ok(),
+        allow_loopback=_loopback_ok(),
     )  # fmt: skip
     data = dump_subscription(created.subscription, api_base(), created.secret)
     return json_response(data, 201, {"Location": data["links"]["self"]})
@@ -59,7 +59,11 @@ async def callback_example(id: uuid.UUID, body: dict[str, Any]) -> Response:  # 
         body["callbackUrl"], body["amount"], body["currency"], body["timestamp"]
     )
     queued = await service.enqueue_order_callback(
-        container().db, order_access(), uuid.UUID(str(id)), request, allow_private=_private_ok()
+        container().db,
+        await order_access(),
+        uuid.UUID(str(id)),
+        request,
+        allow_loopback=_loopback_ok(),
     )
     return json_response(
         {"message": "Callback enqueued", "callbackId": str(queued.delivery_id),

@@ -42,7 +42,9 @@ class DeliveryPolicy:
     backoff_cap: float = 3600.0
     lease_seconds: float = 60.0
     timeout_seconds: float = 10.0
-    allow_private: bool = False
+    """Deadline for one whole attempt (resolve, connect, send, status line); keep it well
+    below ``lease_seconds``."""
+    allow_loopback: bool = False
 
     def backoff(self, attempt: int) -> timedelta:
         return timedelta(
@@ -101,6 +103,10 @@ def _claim(
             delivery.status = "DEAD"
             delivery.last_error = "subscription deleted"
             continue
+        if delivery.attempts >= policy.max_attempts:  # a worker died during the last attempt
+            delivery.status = "DEAD"
+            delivery.lease_until = None
+            continue
         delivery.status = "DELIVERING"
         delivery.lease_until = now + timedelta(seconds=policy.lease_seconds)
         delivery.attempts += 1
@@ -125,9 +131,13 @@ async def _record(
     duration_ms: int,
 ) -> None:
     def work(session: Session) -> None:
-        delivery = session.get(WebhookDelivery, claimed.id)
-        if delivery is None:
-            return
+        delivery = session.get(WebhookDelivery, claimed.id, with_for_update=True)
+        if (
+            delivery is None
+            or delivery.status != "DELIVERING"
+            or delivery.attempts != claimed.attempt
+        ):
+            return  # the lease ran out and another worker owns the delivery now
         now = utcnow()
         number = (
             session.scalar(
@@ -168,27 +178,37 @@ async def deliver(db: Database, sender: Sender, claimed: Claimed, policy: Delive
     status_code: int | None = None
     error: str | None = None
     try:
-        address = await anyio.to_thread.run_sync(
-            lambda: url_guard.resolve(claimed.url, allow_private=policy.allow_private)
-        )
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "Petstore-Webhooks/1.0",
-            "X-Webhook-Id": str(claimed.event_id),
-            "X-Webhook-Event": claimed.event_type,
-            "X-Webhook-Delivery": str(claimed.id),
-            "X-Webhook-Signature": sign(claimed.secret, timestamp, claimed.body),
-        }
-        status_code = await sender.post(
-            claimed.url, address, claimed.body, headers, policy.timeout_seconds
-        )
+        # One deadline for the whole attempt (httpx's timeout is per read), well inside the
+        # lease: a slow resolver or a receiver trickling bytes cannot hold the worker or
+        # outlive the claim.
+        with anyio.fail_after(policy.timeout_seconds):
+            address = await anyio.to_thread.run_sync(
+                lambda: url_guard.resolve(claimed.url, allow_loopback=policy.allow_loopback),
+                abandon_on_cancel=True,
+            )
+            timestamp = int(time.time())
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "Petstore-Webhooks/1.0",
+                "X-Webhook-Id": str(claimed.event_id),
+                "X-Webhook-Event": claimed.event_type,
+                "X-Webhook-Delivery": str(claimed.id),
+                "X-Webhook-Signature": sign(claimed.secret, timestamp, claimed.body),
+            }
+            status_code = await sender.post(
+                claimed.url, address, claimed.body, headers, policy.timeout_seconds
+            )
         if not 200 <= status_code < 300:
             error = f"endpoint answered {status_code}"
     except url_guard.BlockedUrl as exc:
         error = f"blocked: {exc}"
     except DeliveryFailed as exc:
         error = str(exc)[:500]
+    except TimeoutError:
+        error = f"no complete answer within {policy.timeout_seconds:g} s"
+    except Exception as exc:
+        log.exception("webhook delivery failed unexpectedly")
+        error = f"internal error: {type(exc).__name__}"
     duration_ms = int((time.monotonic() - started) * 1000)
     with anyio.CancelScope(shield=True):
         await _record(db, claimed, policy, status_code, error, duration_ms)

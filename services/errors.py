@@ -74,3 +74,19 @@ class PaymentDeclined(DomainError):
 
 class PaymentProcessorError(DomainError):
     """The processor failed or was unreachable; nothing was charged and the caller may retry."""
+
+
+class PayloadTooLarge(DomainError):
+    """A size cap (other than the raw body limit) is exceeded; ``field`` names what is too big."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class UpstreamFailed(DomainError):
+    """A service this server depends on answered with an error or nonsense."""
+
+
+class UpstreamTimeout(DomainError):
+    """A service this server depends on did not answer in time."""

@@ -24,6 +24,10 @@ from models.database import Database
 from services.errors import Conflict, FieldError, InvalidInput
 
 TTL = timedelta(hours=24)
+ABANDONED_AFTER = timedelta(minutes=2)
+"""A key still in progress after this long belongs to a request that died (a crash between
+claiming the key and storing the response); the next request with it runs again. The
+database's own rules (one active order per pet, one live payment per order) still hold."""
 
 
 class KeyReused(InvalidInput):
@@ -90,7 +94,10 @@ async def begin(db: Database, scope: KeyScope) -> StoredResponse | None:
         if record.fingerprint != scope.fingerprint:
             raise KeyReused()
         if record.state != "done" or record.response_status is None:
-            raise _in_progress()
+            if record.created_at > utcnow() - ABANDONED_AFTER:
+                raise _in_progress()
+            record.created_at = utcnow()  # take the abandoned key over and run again
+            return None
         return StoredResponse(
             record.response_status, dict(record.response_headers or {}), record.response_body or b""
         )

@@ -272,7 +272,11 @@ async def expire_overdue(db: Database, limit: int = 100) -> int:
     def work(session: Session) -> int:
         stmt = (
             select(Order)
-            .where(Order.status == PLACED, Order.expires_at <= utcnow())
+            .where(
+                Order.status == PLACED,
+                Order.expires_at <= utcnow(),
+                ~exists().where(Payment.order_id == Order.id, Payment.status == "PROCESSING"),
+            )
             .order_by(Order.expires_at)
             .limit(limit)
         )

@@ -10,10 +10,12 @@ source). Processor failure: payment FAILED, order stays PLACED (retry)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,7 +32,12 @@ from services.errors import (
 )
 from services.orders import APPROVED, CANCELLED, PLACED, OrderAccess, change_status, load_visible
 from services.payment_sources import PaymentSource
-from services.processor import ChargeRequest, PaymentProcessor, ProcessorUnavailable
+from services.processor import (
+    ChargeRequest,
+    ChargeResult,
+    PaymentProcessor,
+    ProcessorUnavailable,
+)
 
 
 @dataclass(frozen=True)
@@ -112,36 +119,58 @@ async def pay_order(
         return row
 
     row = await db.run(tenant, start, write=True)
-    request = ChargeRequest(
-        payment_id=str(row.id),
-        amount=payment.amount,
-        currency=payment.currency,
-        source_kind=payment.source.kind,
-        last4=payment.source.last4,
-        brand=row.source.get("brand"),
-    )
+    # From here on the payment row says PROCESSING. If this coroutine dies before recording an
+    # outcome (crash, cancellation, an unexpected error, a failed write), reconcile_stale()
+    # settles it later by asking the processor again under the same payment id.
     try:
-        result = await processor.charge(request)
+        result = await processor.charge(_charge_request(row))
     except ProcessorUnavailable as exc:
         await _fail(db, tenant, row.id, "processing_error", None)
         raise PaymentProcessorError(
             "The payment processor failed; nothing was charged. Retry the payment."
         ) from exc
-    if not result.succeeded:
-        await _fail(db, tenant, row.id, result.decline_code or "declined", result.reference)
+    paid = await db.run(tenant, _settle(row.id, result, receipt_base), write=True)
+    if paid is None:
         raise PaymentDeclined(
             result.message or "The payment was declined.", result.decline_code or "declined"
         )
+    return paid
 
-    def succeed(session: Session) -> PaidOrder:
-        paid = session.get(Payment, row.id, with_for_update=True)
-        order = session.get(Order, row.order_id, with_for_update=True)
-        if paid is None or order is None:  # rows are never deleted while PROCESSING
-            raise RuntimeError("payment or order vanished while processing")
-        paid.status = "SUCCEEDED"
+
+def _charge_request(row: Payment) -> ChargeRequest:
+    """The processor request for a payment row; the payment id is the provider's idempotency
+    key, so asking again (reconciliation) never charges twice."""
+    return ChargeRequest(
+        payment_id=str(row.id),
+        amount=row.amount,
+        currency=row.currency,
+        source_kind=str(row.source.get("object")),
+        last4=str(row.source.get("last4")),
+        brand=row.source.get("brand"),
+    )
+
+
+def _settle(
+    payment_id: uuid.UUID, result: ChargeResult, receipt_base: str
+) -> Callable[[Session], PaidOrder | None]:
+    """Record the processor's answer: success → SUCCEEDED, receipt, order APPROVED and the
+    events; decline → FAILED (None). A payment no longer PROCESSING is left alone."""
+
+    def work(session: Session) -> PaidOrder | None:
+        paid = session.get(Payment, payment_id, with_for_update=True)
+        if paid is None or paid.status != "PROCESSING":
+            return None
         paid.processor_reference = result.reference
-        paid.receipt_id = f"rcp_{uuid7()}"
         paid.updated_at = utcnow()
+        if not result.succeeded:
+            paid.status = "FAILED"
+            paid.failure_code = result.decline_code or "declined"
+            return None
+        order = session.get(Order, paid.order_id, with_for_update=True)
+        if order is None:
+            raise RuntimeError("order vanished while its payment was processing")
+        paid.status = "SUCCEEDED"
+        paid.receipt_id = f"rcp_{uuid7()}"
         change_status(session, order, APPROVED)
         events.publish(
             session,
@@ -166,7 +195,37 @@ async def pay_order(
         )
         return PaidOrder(paid, order)
 
-    return await db.run(tenant, succeed, write=True)
+    return work
+
+
+async def reconcile_stale(
+    db: Database,
+    processor: PaymentProcessor,
+    receipt_base: str,
+    older_than: timedelta = timedelta(minutes=5),
+) -> int:
+    """System job: settle payments left PROCESSING by an interrupted request, in every tenant,
+    by asking the processor again (same payment id, so never a second charge). Payments whose
+    processor is still unavailable stay PROCESSING for the next run."""
+
+    def stale(session: Session) -> list[Payment]:
+        return list(
+            session.scalars(
+                select(Payment)
+                .where(Payment.status == "PROCESSING", Payment.updated_at <= utcnow() - older_than)
+                .limit(50)
+            )
+        )
+
+    settled = 0
+    for row in await db.run_system(stale):
+        try:
+            result = await processor.charge(_charge_request(row))
+        except ProcessorUnavailable:
+            continue
+        await db.run_system(_settle(row.id, result, receipt_base), write=True)
+        settled += 1
+    return settled
 
 
 async def _fail(

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
-from models import Order, Pet
+from models import ACTIVE_ORDER_STATUSES, Order, Pet
 from models.base import utcnow
 from models.database import Database
 from services.errors import (
@@ -143,6 +143,11 @@ async def list_pets(db: Database, tenant: str, query: PetQuery) -> Page[Pet]:
     return await db.run(tenant, work)
 
 
+def _has_active_order(session: Session, pet_id: uuid.UUID) -> bool:
+    active = exists().where(Order.pet_id == pet_id, Order.status.in_(ACTIVE_ORDER_STATUSES))
+    return bool(session.scalar(select(active)))
+
+
 def _load(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
     pet = session.get(Pet, pet_id, with_for_update=lock)
     if pet is None:
@@ -199,6 +204,13 @@ async def replace_pet(
         if if_match is not None and pet.version not in if_match:
             raise PreconditionFailed(
                 "The pet was changed since you read it; fetch it again and retry with its ETag."
+            )
+        if data.status != pet.status and _has_active_order(session, pet_id):
+            raise Conflict(
+                f"The pet is reserved by an active order; its status ({pet.status}) follows "
+                "the order. Cancel or fulfil the order instead.",
+                field="status",
+                code="reserved",
             )
         _apply(pet, data)
         pet.version += 1

@@ -45,8 +45,10 @@ class DeliveryView:
     attempts: list[WebhookAttempt] = field(default_factory=list)
 
 
-async def _check_url(url: str, name: str, allow_private: bool) -> None:
-    await anyio.to_thread.run_sync(lambda: url_guard.check(url, name, allow_private=allow_private))
+async def _check_url(url: str, name: str, allow_loopback: bool) -> None:
+    await anyio.to_thread.run_sync(
+        lambda: url_guard.check(url, name, allow_loopback=allow_loopback)
+    )
 
 
 async def create_subscription(
@@ -56,10 +58,10 @@ async def create_subscription(
     event_types: list[str],
     description: str | None = None,
     *,
-    allow_private: bool = False,
+    allow_loopback: bool = False,
 ) -> NewSubscription:
     """Raises InvalidInput (URL refused), Conflict (too many subscriptions)."""
-    await _check_url(url, "url", allow_private)
+    await _check_url(url, "url", allow_loopback)
     owner = principal.subject
     if owner is None:
         raise NotFound("user", "anonymous")
@@ -218,11 +220,11 @@ class QueuedCallback:
 
 async def enqueue_order_callback(
     db: Database, access: OrderAccess, order_id: uuid.UUID, request: CallbackRequest,
-    *, allow_private: bool = False,
+    *, allow_loopback: bool = False,
 ) -> QueuedCallback:  # fmt: skip
     """The Callback Example: queue an ``order.processed`` callback to the caller's URL, signed
     with a secret returned once. Raises NotFound, InvalidInput (URL refused)."""
-    await _check_url(request.url, "callbackUrl", allow_private)
+    await _check_url(request.url, "callbackUrl", allow_loopback)
     secret = new_secret()
 
     def work(session: Session) -> QueuedCallback:

@@ -44,7 +44,7 @@ def make_settings(var_dir: Any, **env: str) -> Settings:
         # Webhooks: tests deliver explicitly (delivery.run_once) instead of a background worker,
         # to local receivers, with a short backoff and attempt budget.
         "PETSTORE_WEBHOOK_WORKER": "0",
-        "PETSTORE_WEBHOOK_ALLOW_PRIVATE": "1",
+        "PETSTORE_WEBHOOK_ALLOW_LOOPBACK": "1",
         "PETSTORE_WEBHOOK_BACKOFF_SECONDS": "0.5",
         "PETSTORE_WEBHOOK_MAX_ATTEMPTS": "3",
         "PETSTORE_WEBHOOK_TIMEOUT_SECONDS": "5",

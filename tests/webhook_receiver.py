@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     """Answers for the next requests, in order; 200 once they run out."""
+    delay: float = 0.0
+    """Seconds to wait before answering (a slow endpoint)."""
 
     def events(self, event_type: str | None = None) -> list[Any]:
         return [r.json for r in self.requests if event_type in (None, r.json["eventType"])]
@@ -45,6 +48,7 @@ def receiver() -> Iterator[Receiver]:
                 Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             )
             status = state.statuses.pop(0) if state.statuses else 200
+            time.sleep(state.delay)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

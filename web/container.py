@@ -9,6 +9,7 @@ from typing import Any
 from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from models.database import Database
+from services.chat import ChatService
 from services.delivery import Sender
 from services.processor import PaymentProcessor
 from services.throttle import FailureThrottle
@@ -27,10 +28,14 @@ class Container:
     roles: RoleLookup
     processor: PaymentProcessor
     sender: Sender
+    chat: ChatService
+    upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured
 
     async def close(self) -> None:
         close = getattr(self.sender, "close", None)
         if close is not None:
             await close()
+        if self.upstream is not None:
+            await self.upstream.close()
         await self.db.dispose()
         await self.counters.close()

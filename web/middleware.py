@@ -2,7 +2,8 @@
 
 - RequestContext: puts the container in the scope, assigns X-Request-ID, logs one JSON line.
 - RateLimit: fixed one-minute window per client (token subject, else IP), IETF RateLimit-*
-  headers on every response, 429 + Retry-After over budget; in-process or Redis.
+  headers on every response, 429 + Retry-After over budget; in-process or Redis. Some paths
+  (chat completions) have a tighter budget of their own on top.
 - RequestGuard: a syntactically valid Host (400), the spec's method table (405 with a correct
   Allow), Accept (406), the QUERY method for /pets/search, and the body-size limit (413)
   checked on Content-Length and again while the body streams in, before anything buffers it.
@@ -84,13 +85,24 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class RateLimitMiddleware:
+    """``path_limits`` adds a tighter budget on some paths (e.g. chat completions), counted
+    separately and on top of the general one; responses there describe whichever budget is
+    closer to running out, and ``RateLimit-Policy`` lists both."""
+
     WINDOW = 60
 
-    def __init__(self, app: ASGIApp, container: Container, prefix: str = "/v1") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        container: Container,
+        prefix: str = "/v1",
+        path_limits: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.container = container
         self.limit = container.settings.rate_limit_per_minute
         self.prefix = prefix
+        self.path_limits = {p: n for p, n in (path_limits or {}).items() if n > 0}
 
     def _client_key(self, scope: Scope) -> str:
         auth = _header(scope, b"authorization")
@@ -102,20 +114,32 @@ class RateLimitMiddleware:
         return f"ip:{client[0] if client else 'unknown'}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.limit <= 0 or scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        count, reset = await self.container.counters.increment(
-            "rl:" + self._client_key(scope), self.WINDOW
-        )
-        remaining = max(self.limit - count, 0)
+        path_limit = self.path_limits.get(scope["path"])
+        if self.limit <= 0 and path_limit is None:
+            await self.app(scope, receive, send)
+            return
+        client = self._client_key(scope)
+        budgets: list[tuple[int, int, int]] = []  # (limit, count, reset)
+        if self.limit > 0:
+            count, reset = await self.container.counters.increment("rl:" + client, self.WINDOW)
+            budgets.append((self.limit, count, reset))
+        if path_limit is not None:
+            count, reset = await self.container.counters.increment(
+                f"rl:{scope['path']}:{client}", self.WINDOW
+            )
+            budgets.append((path_limit, count, reset))
+        limit, count, reset = min(budgets, key=lambda b: (b[0] - b[1], -b[2]))
+        remaining = max(limit - count, 0)
         headers = {
-            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Limit": str(limit),
             "RateLimit-Remaining": str(remaining),
             "RateLimit-Reset": str(reset),
-            "RateLimit-Policy": f"{self.limit};w={self.WINDOW}",
+            "RateLimit-Policy": ", ".join(f"{b[0]};w={self.WINDOW}" for b in budgets),
         }
-        if count > self.limit:
+        if count > limit:
             await send_problem(
                 send,
                 429,
@@ -144,10 +168,11 @@ class BodyTooLarge(ProblemException):
 
 
 _JSON_TYPES = ("application/json", "application/problem+json")
+_STREAM_TYPES = ("text/event-stream", "text/*")
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})(:[0-9]{1,5})?$")
 
 
-def _acceptable(accept: str | None) -> bool:
+def _acceptable(accept: str | None, also: tuple[str, ...] = ()) -> bool:
     if not accept:
         return True
     for part in accept.split(","):
@@ -155,7 +180,7 @@ def _acceptable(accept: str | None) -> bool:
         media = media.strip().lower()
         if re.search(r"(^|;)\s*q\s*=\s*0(\.0*)?\s*($|;)", params):
             continue
-        if media in ("*/*", "application/*", *_JSON_TYPES) or media.endswith("+json"):
+        if media in ("*/*", "application/*", *_JSON_TYPES, *also) or media.endswith("+json"):
             return True
     return False
 
@@ -168,11 +193,13 @@ class RequestGuard:
         max_body_bytes: int,
         base_path: str = "/v1",
         query_paths: Iterable[str] = (),
+        stream_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.routes = [(self._compile(base_path + path), methods) for path, methods in routes]
         self.query_paths = {base_path + p for p in query_paths}
+        self.stream_paths = {base_path + p for p in stream_paths}
 
     @staticmethod
     def _compile(template: str) -> re.Pattern[str]:
@@ -210,12 +237,14 @@ class RequestGuard:
                     instance=path,
                 )
                 return
-            if not _acceptable(_header(scope, b"accept")):
+            streams = path in self.stream_paths
+            if not _acceptable(_header(scope, b"accept"), _STREAM_TYPES if streams else ()):
                 await send_problem(
                     send,
                     406,
-                    "This operation only produces application/json "
-                    "(errors: application/problem+json).",
+                    "This operation only produces application/json"
+                    + (" or text/event-stream" if streams else "")
+                    + " (errors: application/problem+json).",
                     instance=path,
                 )
                 return

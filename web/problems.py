@@ -28,6 +28,7 @@ TITLES: dict[int, tuple[str, str]] = {
     500: ("internal-error", "Internal Server Error"),
     502: ("bad-gateway", "Bad Gateway"),
     503: ("service-unavailable", "Service Unavailable"),
+    504: ("gateway-timeout", "Gateway Timeout"),
 }
 
 log = logging.getLogger("petstore.problems")

@@ -139,7 +139,9 @@ def _code(error: t.Any) -> str:
 
 
 # Values of these fields are never echoed back in error messages (card data, secrets).
-SENSITIVE_FIELDS = frozenset({"password", "number", "cvc", "accountNumber", "iban", "secret"})
+SENSITIVE_FIELDS = frozenset(
+    {"password", "number", "cvc", "accountNumber", "iban", "secret", "source"}
+)
 
 
 def _discriminated_branch(error: t.Any) -> list[t.Any] | None:

@@ -520,6 +520,40 @@ class TestIdempotencyKeys:
         assert "idempotent-replayed" not in r.headers
         assert len(_rows(shop.api, Payment, order_id=uuid.UUID(order["id"]))) == 2
 
+    def test_a_guest_replay_returns_the_token_which_is_stored_encrypted(self, shop: Shop) -> None:
+        pet = shop.pet()
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        first = shop.order(pet["id"], headers=key)
+        again = shop.order(pet["id"], headers=key)
+        assert first.status_code == again.status_code == 201
+        token = first.json()["guestToken"]
+        assert again.json()["guestToken"] == token
+        (record,) = _rows(shop.api, IdempotencyRecord, key=key["Idempotency-Key"])
+        assert token.encode() not in record.response_body
+        assert pet["id"].encode() not in record.response_body
+
+    @pytest.mark.parametrize(("age", "code"), [(0, "in_progress"), (180, "unavailable")])
+    def test_an_abandoned_key_is_taken_over(self, shop: Shop, age: int, code: str) -> None:
+        """A key left in progress by a request that died blocks retries only briefly."""
+        pet = shop.pet()
+        key = "abandoned-" + uuid.uuid4().hex
+        assert (
+            shop.order(pet["id"], shop.token, headers={"Idempotency-Key": key}).status_code == 201
+        )
+
+        async def interrupt(db: Database) -> None:
+            stmt = (
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.key == key)
+                .values(state="in_progress", created_at=utcnow() - timedelta(seconds=age))
+            )
+            await db.run(shop.api.tenant or "", lambda s: s.execute(stmt), write=True)
+
+        run_db(shop.api.settings, interrupt)
+        r = shop.order(pet["id"], shop.token, headers={"Idempotency-Key": key})
+        assert r.status_code == 409
+        assert r.json()["errors"][0]["code"] == code
+
     def test_keys_expire_after_24_hours(self, shop: Shop) -> None:
         key = "old-" + uuid.uuid4().hex
         assert (
@@ -591,3 +625,34 @@ def test_the_pets_adopt_link_is_there_only_while_it_is_available(shop: Shop) -> 
     assert pet["links"]["adopt"] == "http://testserver/v1/orders"
     shop.order(pet["id"], shop.token)
     assert "adopt" not in shop.api.request("GET", f"/pets/{pet['id']}").json()["links"]
+
+
+def test_a_token_without_the_scope_is_403_not_a_guest_order(shop: Shop) -> None:
+    from auth.tokens import TokenService
+
+    settings = shop.api.settings
+    tokens = TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds)
+    narrow = tokens.issue(
+        uuid.UUID(shop.user["id"]), "user", shop.api.tenant or "", frozenset({"read:pets"})
+    ).token
+    pet = shop.pet()
+    r = shop.order(pet["id"], narrow)
+    assert r.status_code == 403
+    assert shop.pet_status(pet["id"]) == "AVAILABLE"
+    order = shop.placed()
+    assert shop.get(order["id"], narrow).status_code == 403
+
+
+def test_a_reserved_pets_status_follows_its_order(shop: Shop) -> None:
+    from tests.conftest import PET
+
+    order = shop.placed()
+    path = f"/pets/{order['petId']}"
+    r = shop.api.request("PUT", path, shop.admin, json={**PET, "status": "AVAILABLE"})
+    assert r.status_code == 409
+    assert r.json()["errors"][0]["code"] == "reserved"
+    renamed = shop.api.request(
+        "PUT", path, shop.admin, json={**PET, "status": "PENDING", "name": "Rex"}
+    )
+    assert renamed.status_code == 200  # other fields may still change
+    assert shop.pet_status(order["petId"]) == "PENDING"

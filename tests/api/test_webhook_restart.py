@@ -23,7 +23,7 @@ def test_pending_events_survive_a_kill_and_arrive_after_restart(
     tenant = {"X-Tenant-ID": api.tenant or ""}
     with receiver() as hook:
         with server_process(
-            settings, logs, PETSTORE_WEBHOOK_WORKER="0", PETSTORE_WEBHOOK_ALLOW_PRIVATE="1"
+            settings, logs, PETSTORE_WEBHOOK_WORKER="0", PETSTORE_WEBHOOK_ALLOW_LOOPBACK="1"
         ) as (base, first):
             http = httpx.Client(base_url=base, headers=tenant, timeout=30)
             name = f"u{uuid.uuid4().hex[:10]}"
@@ -43,7 +43,7 @@ def test_pending_events_survive_a_kill_and_arrive_after_restart(
         time.sleep(0.5)
         assert hook.requests == []
         with server_process(
-            settings, logs, PETSTORE_WEBHOOK_WORKER="1", PETSTORE_WEBHOOK_ALLOW_PRIVATE="1",
+            settings, logs, PETSTORE_WEBHOOK_WORKER="1", PETSTORE_WEBHOOK_ALLOW_LOOPBACK="1",
             PETSTORE_WEBHOOK_POLL_SECONDS="0.1",
         ):  # fmt: skip
             deadline = time.monotonic() + 20

@@ -111,7 +111,11 @@ class TestSubscriptions:
         "http://127.0.0.1:8080/hook",
         "http://localhost/hook",
         "http://169.254.169.254/latest/meta-data/",
-        "http://10.1.2.3/hook",
+        "https://10.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "http://93.184.216.34/hook",  # public, but not https
+        "https://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+        "https://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://0.0.0.0/hook",
@@ -135,10 +139,10 @@ def test_a_public_address_is_accepted(client_strict: Any) -> None:
 
 @pytest.fixture(scope="module")
 def client_strict(settings: Settings) -> Iterator[tuple[Api, str]]:
-    """The app as deployed: private addresses refused."""
+    """The app as deployed: https and public addresses only (the loopback setting off)."""
     from app import create_app
 
-    strict = settings.with_overrides(webhook_allow_private=False)
+    strict = settings.with_overrides(webhook_allow_loopback=False)
     with create_app(strict).test_client() as c:
         api = Api(c, strict, str(uuid.uuid4()))
         yield api, api.user_token()[1]
@@ -255,6 +259,30 @@ class TestDelivery:
         assert item["status"] == "PENDING"
         assert "statusCode" not in item["attempts"][0]
         assert "Connect" in item["attempts"][0]["error"]
+
+    def test_a_slow_endpoint_is_cut_off_by_one_deadline(self, shop: Shop, hook: Receiver) -> None:
+        """The whole attempt has one deadline, whatever the endpoint trickles."""
+        created = subscribe(shop, hook.url, events=["order.statusChanged"])
+        hook.delay = 2.0
+        order = shop.placed()
+        shop.api.request("DELETE", f"/orders/{order['id']}", shop.token)
+        policy = delivery.DeliveryPolicy(timeout_seconds=0.3, allow_loopback=True)
+
+        async def once(db: Database) -> float:
+            sender = HttpSender()
+            started = time.monotonic()
+            try:
+                await delivery.run_once(db, sender, policy)
+            finally:
+                await sender.close()
+            return time.monotonic() - started
+
+        assert run_db(shop.api.settings, once) < 1.5
+        (item,) = shop.api.request(
+            "GET", f"/webhooks/{created['id']}/deliveries", shop.token
+        ).json()["data"]
+        assert item["attempts"][0]["error"] == "no complete answer within 0.3 s"
+        assert item["status"] == "PENDING"
 
 
 class TestCallbackExample:

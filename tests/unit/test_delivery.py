@@ -92,14 +92,16 @@ def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("gopher://93.184.216.34/", "http or https"),
-        ("http://93.184.216.34:99999/", "invalid port"),
-        ("http:///path", "name a host"),
-        ("http://192.168.1.10/", "private"),
-        ("http://100.64.0.1/", "private"),
-        ("http://[fe80::1]/", "private"),
-        ("http://224.0.0.1/", "private"),
-        ("http://no-such-host.invalid/", "does not resolve"),
+        ("gopher://93.184.216.34/", "https"),
+        ("http://93.184.216.34/", "https"),
+        ("https://93.184.216.34:99999/", "invalid port"),
+        ("https:///path", "name a host"),
+        ("https://192.168.1.10/", "private"),
+        ("https://100.64.0.1/", "private"),
+        ("https://[fe80::1]/", "private"),
+        ("https://224.0.0.1/", "private"),
+        ("https://[::ffff:10.0.0.1]/", "private"),
+        ("https://no-such-host.invalid/", "does not resolve"),
     ],
 )
 def test_url_policy_refuses(url: str, reason: str) -> None:
@@ -108,9 +110,12 @@ def test_url_policy_refuses(url: str, reason: str) -> None:
     assert reason in err.value.errors[0].message
 
 
-def test_url_policy_allows_private_only_when_told() -> None:
-    assert url_guard.resolve("http://127.0.0.1:8080/x", allow_private=True) == "127.0.0.1"
+def test_url_policy_allows_loopback_only_when_told() -> None:
+    assert url_guard.resolve("http://127.0.0.1:8080/x", allow_loopback=True) == "127.0.0.1"
+    assert url_guard.resolve("https://93.184.216.34/x") == "93.184.216.34"
     with pytest.raises(url_guard.BlockedUrl):
         url_guard.resolve("http://127.0.0.1:8080/x")
-    with pytest.raises(url_guard.BlockedUrl):  # the scheme rule holds even then
-        url_guard.resolve("file:///etc/passwd", allow_private=True)
+    with pytest.raises(url_guard.BlockedUrl):  # the development setting admits loopback only
+        url_guard.resolve("https://10.0.0.1/x", allow_loopback=True)
+    with pytest.raises(url_guard.BlockedUrl):  # and never another scheme
+        url_guard.resolve("file:///etc/passwd", allow_loopback=True)

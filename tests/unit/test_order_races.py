@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from infra.payments import TestProcessor
@@ -102,3 +104,42 @@ def test_twenty_concurrent_payments_charge_once(settings: Settings) -> None:
     assert len(paid) == 1, results
     assert all(isinstance(r, Conflict) for r in results if r not in paid), results
     assert Processor.calls == 1
+
+
+def test_an_interrupted_payment_is_settled_by_reconciliation(settings: Settings) -> None:
+    """The processor took the charge but the request died before recording it: the order is
+    locked (PROCESSING), a retry is refused, and the reconciliation job settles it once."""
+    from services.processor import ProcessorUnavailable
+
+    tenant = str(uuid.uuid4())
+    pet = _new_pet(settings, tenant)
+    placed = run_db(settings, lambda db: orders.create_order(db, anonymous(tenant), pet.id))
+    access = orders.OrderAccess(anonymous(tenant), placed.guest_token)
+    card = Card(number="4242424242424242", cvc="123", exp_month=12, exp_year=2030)
+    payment = payments.PaymentInput(Decimal("80.00"), "USD", card)
+
+    class Crashing(TestProcessor):
+        async def charge(self, request: ChargeRequest) -> ChargeResult:
+            await super().charge(request)
+            raise RuntimeError("connection reset after the charge")
+
+    class Down(TestProcessor):
+        async def charge(self, request: ChargeRequest) -> ChargeResult:
+            raise ProcessorUnavailable("still down")
+
+    async def scenario(db: Database) -> None:
+        with pytest.raises(RuntimeError):
+            await payments.pay_order(db, Crashing(), access, placed.order.id, payment)
+        with pytest.raises(Conflict):
+            await payments.pay_order(db, TestProcessor(), access, placed.order.id, payment)
+        with pytest.raises(Conflict):  # cannot be cancelled while the outcome is unknown
+            await orders.cancel_order(db, access, placed.order.id)
+        assert await payments.reconcile_stale(db, Down(), "/v1", timedelta(0)) == 0
+        assert await payments.reconcile_stale(db, TestProcessor(), "/v1", timedelta(0)) == 1
+        view = await orders.get_order(db, access, placed.order.id)
+        assert view.order.status == "APPROVED"
+        assert view.payment is not None
+        assert view.payment.status == "SUCCEEDED"
+        assert await payments.reconcile_stale(db, TestProcessor(), "/v1", timedelta(0)) == 0
+
+    run_db(settings, scenario)
