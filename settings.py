@@ -64,6 +64,14 @@ class Settings:
     admin_password: str | None = None
     admin_email: str | None = None
     log_json: bool = True
+    media_dir: Path = ROOT / "var" / "media"
+    media_s3_bucket: str | None = None
+    media_s3_prefix: str = ""
+    media_s3_endpoint: str | None = None
+    media_s3_region: str | None = None
+    image_max_bytes: int = 5 * 1024 * 1024
+    image_max_pixels: int = 40_000_000
+    image_decode_slots: int = 1
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -88,6 +96,14 @@ class Settings:
             admin_password=env.get("PETSTORE_ADMIN_PASSWORD") or None,
             admin_email=env.get("PETSTORE_ADMIN_EMAIL") or None,
             log_json=_bool(env.get("PETSTORE_LOG_JSON"), True),
+            media_dir=Path(env.get("PETSTORE_MEDIA_DIR") or var_dir / "media"),
+            media_s3_bucket=env.get("PETSTORE_MEDIA_S3_BUCKET") or None,
+            media_s3_prefix=env.get("PETSTORE_MEDIA_S3_PREFIX", ""),
+            media_s3_endpoint=env.get("PETSTORE_MEDIA_S3_ENDPOINT") or None,
+            media_s3_region=env.get("PETSTORE_MEDIA_S3_REGION") or None,
+            image_max_bytes=int(env.get("PETSTORE_IMAGE_MAX_BYTES", 5 * 1024 * 1024)),
+            image_max_pixels=int(env.get("PETSTORE_IMAGE_MAX_PIXELS", 40_000_000)),
+            image_decode_slots=max(1, int(env.get("PETSTORE_IMAGE_DECODE_SLOTS", 1))),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -23,10 +23,15 @@ from services.errors import (
     Conflict,
     DomainError,
     Forbidden,
+    ImageMissing,
+    ImageRejected,
+    ImageTooLarge,
     InvalidInput,
     NotFound,
     PreconditionFailed,
     TooManyAttempts,
+    UnsafeImage,
+    UnsupportedImage,
 )
 from web.problems import problem_response
 
@@ -43,6 +48,10 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
     AuthenticationFailed: (401, "invalid-credentials"),
     InvalidInput: (422, "validation-error"),
     TooManyAttempts: (429, "rate-limit-exceeded"),
+    ImageMissing: (400, "validation-error"),
+    ImageTooLarge: (413, "payload-too-large"),
+    UnsupportedImage: (415, "unsupported-media-type"),
+    UnsafeImage: (422, "invalid-image"),
 }
 
 
@@ -59,6 +68,8 @@ def on_domain_error(request: ConnexionRequest, exc: DomainError) -> Response:
     errors: list[dict[str, str]] | None = None
     if isinstance(exc, InvalidInput):
         errors = [{"field": e.field, "message": e.message, "code": e.code} for e in exc.errors]
+    elif isinstance(exc, ImageRejected):
+        errors = [{"field": exc.field, "message": exc.detail, "code": exc.code}]
     elif isinstance(exc, Conflict) and exc.field:
         errors = [{"field": exc.field, "message": exc.detail, "code": "duplicate"}]
     elif isinstance(exc, TooManyAttempts):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import anyio
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from models import Pet
 from models.base import utcnow
 from models.database import Database
 from services.errors import FieldError, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from services.media import MediaStore, pet_prefix
 from services.pagination import MAX_PAGE_SIZE, Page
 from services.principal import Principal
 
@@ -69,7 +71,7 @@ class PetQuery:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _require_writer(principal: Principal) -> None:
+def require_writer(principal: Principal) -> None:
     if "write:pets" not in principal.scopes:
         raise Forbidden("Managing pets requires the write:pets scope (shelter staff).")
 
@@ -136,7 +138,7 @@ async def list_pets(db: Database, tenant: str, query: PetQuery) -> Page[Pet]:
     return await db.run(tenant, work)
 
 
-def _load(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
+def load_pet(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
     pet = session.get(Pet, pet_id, with_for_update=lock)
     if pet is None:
         raise NotFound("pet", pet_id)
@@ -145,7 +147,7 @@ def _load(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
 
 async def get_pet(db: Database, tenant: str, pet_id: uuid.UUID) -> Pet:
     """Raises NotFound."""
-    return await db.run(tenant, lambda session: _load(session, pet_id))
+    return await db.run(tenant, lambda session: load_pet(session, pet_id))
 
 
 def _apply(pet: Pet, data: PetData) -> None:
@@ -167,7 +169,7 @@ def _apply(pet: Pet, data: PetData) -> None:
 
 async def create_pet(db: Database, principal: Principal, data: PetData) -> Pet:
     """Raises Forbidden without write:pets."""
-    _require_writer(principal)
+    require_writer(principal)
     pet = Pet(photos=[], version=1)
     _apply(pet, data)
     now = utcnow()
@@ -185,10 +187,10 @@ async def replace_pet(
 ) -> Pet:
     """Full replacement of the writable fields. ``if_match`` is the set of versions the caller
     accepts (None: unconditional). Raises Forbidden, NotFound, PreconditionFailed."""
-    _require_writer(principal)
+    require_writer(principal)
 
     def work(session: Session) -> Pet:
-        pet = _load(session, pet_id, lock=True)
+        pet = load_pet(session, pet_id, lock=True)
         if if_match is not None and pet.version not in if_match:
             raise PreconditionFailed(
                 "The pet was changed since you read it; fetch it again and retry with its ETag."
@@ -201,11 +203,16 @@ async def replace_pet(
     return await db.run(principal.tenant, work, write=True)
 
 
-async def delete_pet(db: Database, principal: Principal, pet_id: uuid.UUID) -> None:
-    """Raises Forbidden, NotFound."""
-    _require_writer(principal)
+async def delete_pet(
+    db: Database, principal: Principal, pet_id: uuid.UUID, media: MediaStore | None = None
+) -> None:
+    """Raises Forbidden, NotFound. With ``media``, the pet's image files go too (after the
+    commit: a crash in between leaves unreachable files, never a pet without its images)."""
+    require_writer(principal)
 
     def work(session: Session) -> None:
-        session.delete(_load(session, pet_id))
+        session.delete(load_pet(session, pet_id))
 
     await db.run(principal.tenant, work, write=True)
+    if media is not None:
+        await anyio.to_thread.run_sync(media.delete_prefix, pet_prefix(pet_id))

@@ -9,6 +9,7 @@ from typing import Any
 from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from models.database import Database
+from services.images import ImageService
 from services.throttle import FailureThrottle
 from settings import Settings
 
@@ -23,6 +24,7 @@ class Container:
     counters: Any
     login_throttle: FailureThrottle
     roles: RoleLookup
+    images: ImageService
 
     async def close(self) -> None:
         await self.db.dispose()
