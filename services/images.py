@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import IO
 
 import anyio
+from PIL import Image
 from sqlalchemy.orm import Session
 
 from models import Pet
@@ -54,6 +55,9 @@ class ImageService:
         self.media = media
         self.limits = limits
         self._slots = anyio.CapacityLimiter(decode_slots)
+        # Pillow's own bomb guard as a second line behind check_geometry: it warns above this
+        # and refuses above twice this, process-wide (its default is 89 Mpx).
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels
 
     def _process(self, file: IO[bytes], declared: str | None) -> ProcessedImage:
         return process(read_limited(file, self.limits.max_bytes), declared, self.limits)
