@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench import load
+from bench import images, load
 from bench.servers import ROOT, Server, running
 
 RESULTS_PATH = ROOT / "var" / "bench-results.json"
@@ -451,6 +451,7 @@ def main() -> int:
     rows = build_rows(results)
     write_json(rows, meta)
     print_table(rows, meta)
+    images.report(images.run(quick=cfg.quick))  # issue 6: image uploads (bench/images.py)
     return 0
 
 
