@@ -307,6 +307,58 @@ class TestUpload:
         assert len(photos(api, pet["id"])) == 20
 
 
+def saved(im: Image.Image, fmt: str, **options: Any) -> bytes:
+    out = io.BytesIO()
+    im.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def noise(size: tuple[int, int] = (300, 200)) -> Image.Image:
+    return Image.effect_noise(size, 50).convert("RGB")
+
+
+ACCEPTED: list[tuple[str, Callable[[], bytes], str, str]] = [
+    ("progressive jpeg", lambda: saved(noise(), "JPEG", progressive=True), "JPEG", "RGB"),
+    (
+        "jpeg with restart markers",
+        lambda: saved(noise(), "JPEG", restart_marker_blocks=4),
+        "JPEG",
+        "RGB",
+    ),
+    ("grayscale jpeg", lambda: saved(noise().convert("L"), "JPEG"), "JPEG", "L"),
+    ("cmyk jpeg", lambda: saved(noise().convert("CMYK"), "JPEG"), "JPEG", "RGB"),
+    ("jpeg with zero padding", lambda: saved(noise(), "JPEG") + b"\x00" * 64, "JPEG", "RGB"),
+    ("16-bit png", lambda: saved(Image.new("I;16", (50, 40), 3000), "PNG"), "PNG", "I;16"),
+    (
+        "palette png with transparency",
+        lambda: saved(Image.new("P", (50, 40), 1), "PNG", transparency=1),
+        "PNG",
+        "P",
+    ),
+    (
+        "lossless webp with alpha",
+        lambda: saved(Image.new("RGBA", (50, 40), (1, 2, 3, 100)), "WEBP", lossless=True),
+        "WEBP",
+        "RGBA",
+    ),
+    ("animated webp, 3 frames (first kept)", lambda: animated("WEBP", 3), "WEBP", "RGB"),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "fmt", "mode"), [pytest.param(*case[1:], id=case[0]) for case in ACCEPTED]
+)
+def test_accepted_variant(
+    api: Api, pet: dict[str, Any], build: Callable[[], bytes], fmt: str, mode: str
+) -> None:
+    r = upload(api, pet["id"], build(), content_type="application/octet-stream")
+    assert r.status_code == 201, r.text
+    im = open_image(api.client.get(r.headers["location"]).content)
+    assert im.format == fmt
+    assert im.mode == mode
+    assert getattr(im, "n_frames", 1) == 1
+
+
 # ----------------------------------------------------------------------------- refused files
 
 PIXELS, FRAMES = "too_many_pixels", "too_many_frames"
