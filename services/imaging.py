@@ -13,6 +13,11 @@ Order of checks (cheap before expensive, nothing decoded before the header is ju
 5. a full decode (``load()``: ``verify()`` passes truncated files), EXIF orientation applied,
    colour converted to sRGB, then everything else dropped by re-encoding: EXIF (GPS), XMP, text
    chunks, ICC profiles, comments, further animation frames.
+
+Thumbnails (512 and 128 px WebP) are resampled from the decoded original with ``reducing_gap``
+(``reduce()`` first, then Lanczos). ``draft()`` is not used: the original has to be decoded at
+full size anyway to be re-encoded, so a second, draft-reduced JPEG decode would add CPU without
+lowering the peak memory, which is one full-size decode per slot either way.
 """
 
 from __future__ import annotations
@@ -25,7 +30,13 @@ from typing import IO
 
 from PIL import Image, ImageCms, ImageOps
 
-from services.errors import ImageMissing, ImageTooLarge, UnsafeImage, UnsupportedImage
+from services.errors import (
+    ImageMissing,
+    ImageRejected,
+    ImageTooLarge,
+    UnsafeImage,
+    UnsupportedImage,
+)
 
 MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 EXTENSION = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -359,7 +370,10 @@ def process(data: bytes, declared: str | None, limits: ImageLimits) -> Processed
         raise UnsafeImage(
             f"The image declares more than {limits.max_pixels} pixels.", "too_many_pixels"
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+    except (ImageRejected, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure on hostile input is a bad file
+        # (OSError, SyntaxError, ValueError, EOFError, struct.error, ... from Pillow's plugins)
         reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
         raise UnsafeImage(f"The {fmt} image cannot be decoded ({reason}).", reason) from None
     digest = hashlib.sha256(original).hexdigest()
