@@ -27,7 +27,8 @@ from models.database import Database
 from services.errors import Conflict, ImageMissing, NotFound
 from services.imaging import ImageLimits, ProcessedImage, process, read_limited
 from services.media import CONTENT_TYPES, IMAGE_NAME, MediaStore, image_key, photo_path
-from services.pets import load_pet, require_writer
+from services.pets import _load as load_pet
+from services.pets import _require_writer as require_writer
 from services.principal import Principal
 
 MAX_PHOTOS = 20

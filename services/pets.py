@@ -71,7 +71,7 @@ class PetQuery:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def require_writer(principal: Principal) -> None:
+def _require_writer(principal: Principal) -> None:
     if "write:pets" not in principal.scopes:
         raise Forbidden("Managing pets requires the write:pets scope (shelter staff).")
 
@@ -138,7 +138,7 @@ async def list_pets(db: Database, tenant: str, query: PetQuery) -> Page[Pet]:
     return await db.run(tenant, work)
 
 
-def load_pet(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
+def _load(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
     pet = session.get(Pet, pet_id, with_for_update=lock)
     if pet is None:
         raise NotFound("pet", pet_id)
@@ -147,7 +147,7 @@ def load_pet(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
 
 async def get_pet(db: Database, tenant: str, pet_id: uuid.UUID) -> Pet:
     """Raises NotFound."""
-    return await db.run(tenant, lambda session: load_pet(session, pet_id))
+    return await db.run(tenant, lambda session: _load(session, pet_id))
 
 
 def _apply(pet: Pet, data: PetData) -> None:
@@ -169,7 +169,7 @@ def _apply(pet: Pet, data: PetData) -> None:
 
 async def create_pet(db: Database, principal: Principal, data: PetData) -> Pet:
     """Raises Forbidden without write:pets."""
-    require_writer(principal)
+    _require_writer(principal)
     pet = Pet(photos=[], version=1)
     _apply(pet, data)
     now = utcnow()
@@ -187,10 +187,10 @@ async def replace_pet(
 ) -> Pet:
     """Full replacement of the writable fields. ``if_match`` is the set of versions the caller
     accepts (None: unconditional). Raises Forbidden, NotFound, PreconditionFailed."""
-    require_writer(principal)
+    _require_writer(principal)
 
     def work(session: Session) -> Pet:
-        pet = load_pet(session, pet_id, lock=True)
+        pet = _load(session, pet_id, lock=True)
         if if_match is not None and pet.version not in if_match:
             raise PreconditionFailed(
                 "The pet was changed since you read it; fetch it again and retry with its ETag."
@@ -208,10 +208,10 @@ async def delete_pet(
 ) -> None:
     """Raises Forbidden, NotFound. With ``media``, the pet's image files go too (after the
     commit: a crash in between leaves unreachable files, never a pet without its images)."""
-    require_writer(principal)
+    _require_writer(principal)
 
     def work(session: Session) -> None:
-        session.delete(load_pet(session, pet_id))
+        session.delete(_load(session, pet_id))
 
     await db.run(principal.tenant, work, write=True)
     if media is not None:
