@@ -92,7 +92,10 @@ class ImageService:
         """Raises Forbidden, NotFound, Conflict (photo limit) and every ImageRejected kind."""
         require_writer(principal)
         if file is None:
-            raise ImageMissing("The multipart body has no file part named 'file'.", "required")
+            raise ImageMissing(
+                "The multipart body has no file part named 'file' (a part with a filename).",
+                "required",
+            )
         tenant = principal.tenant
 
         def check(session: Session) -> None:

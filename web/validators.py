@@ -292,8 +292,10 @@ class StreamingMultiPartValidator(MultiPartFormDataValidator):
             more = True
             while more:
                 message = await receive()
-                if message["type"] != "http.request":
-                    return
+                if message["type"] != "http.request":  # the client went away mid-body
+                    raise ValidationProblem(
+                        [{"field": "body", "message": "The body ended early", "code": "truncated"}]
+                    )
                 more = message.get("more_body", False)
                 yield message.get("body", b"")
 

@@ -7,6 +7,7 @@ no file under the media directory and no new entry in the pet's ``photos``."""
 from __future__ import annotations
 
 import io
+import json
 import struct
 import uuid
 import zlib
@@ -513,7 +514,9 @@ class TestFormAndAuth:
         assert r.status_code == 400
         assert r.json()["errors"][0] == {
             "field": "file",
-            "message": "The multipart body has no file part named 'file'.",
+            "message": (
+                "The multipart body has no file part named 'file' (a part with a filename)."
+            ),
             "code": "required",
         }
 
@@ -586,3 +589,54 @@ class TestGetImage:
         r = api.client.get(f"/v1/pets/{pet['id']}/images/{'a' * 64}.gif")
         assert r.status_code == 400
         assert r.json()["errors"][0]["field"] == "imageName"
+
+
+def test_client_disconnect_mid_body_stores_nothing(
+    api: Api, client: Any, app: Any, settings: Settings, pet: dict[str, Any]
+) -> None:
+    """The body stops half-way (the client went away): a 400 problem, no file, no photo."""
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+    body = head + jpeg((300, 200))
+    messages = [
+        {"type": "http.request", "body": body[: len(body) // 2], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+    path = f"/v1/pets/{pet['id']}/images"
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", b"multipart/form-data; boundary=b"),
+        (b"content-length", str(len(body) + 8).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in api.headers(api.admin_token()).items()),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def call() -> None:
+        await app(scope, receive, send)
+
+    client.portal.call(call)
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"])["errors"] == [
+        {"field": "body", "message": "The body ended early", "code": "truncated"}
+    ]
+    assert stored_files(settings, pet["id"]) == []
+    assert photos(api, pet["id"]) == []
