@@ -597,7 +597,7 @@ def test_client_disconnect_mid_body_stores_nothing(
     """The body stops half-way (the client went away): a 400 problem, no file, no photo."""
     head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
     body = head + jpeg((300, 200))
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"type": "http.request", "body": body[: len(body) // 2], "more_body": True},
         {"type": "http.disconnect"},
     ]
