@@ -28,6 +28,7 @@ from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
 from infra.llm import OpenAICompatibleModel
+from infra.media import media_store
 from infra.payments import TestProcessor
 from infra.webhooks import HttpSender
 from logconfig import configure_logging
@@ -35,14 +36,23 @@ from models.base import SHARED_POOL
 from models.database import Database
 from services import delivery, idempotency, orders, payments
 from services.chat import ChatService, KnowledgeBase
+from services.images import ImageService
+from services.imaging import ImageLimits
 from services.throttle import FailureThrottle
 from services.users import ensure_admin
 from settings import ROOT, Settings
 from web.container import Container
-from web.middleware import RateLimitMiddleware, RequestContextMiddleware, RequestGuard, spec_routes
+from web.middleware import (
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+    RequestGuard,
+    spec_media_types,
+    spec_routes,
+)
 from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and additionalMetadata around the file
 log = logging.getLogger("petstore")
 
 
@@ -140,6 +150,12 @@ def build_container(settings: Settings) -> Container:
         sender=HttpSender(),
         chat=chat,
         upstream=upstream,
+        images=ImageService(
+            db,
+            media_store(settings),
+            ImageLimits(max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels),
+            settings.image_decode_slots,
+        ),
     )
 
 
@@ -215,8 +231,9 @@ def create_app(settings: Settings) -> AsyncApp:
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         routes=spec_routes(spec),
         max_body_bytes=settings.max_body_bytes,
+        body_limits=[("/pets/{id}/images", "POST", settings.image_max_bytes + MULTIPART_OVERHEAD)],
+        produces=spec_media_types(spec),
         query_paths=["/pets/search"],
-        stream_paths=["/chat/completions"],
     )
     app.container = container  # type: ignore[attr-defined]  # for tests and tools
     return app

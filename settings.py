@@ -79,6 +79,14 @@ class Settings:
     chat_upstream_key: str | None = None
     chat_upstream_model: str | None = None
     chat_upstream_timeout: float = 30.0
+    media_dir: Path = ROOT / "var" / "media"
+    media_s3_bucket: str | None = None
+    media_s3_prefix: str = ""
+    media_s3_endpoint: str | None = None
+    media_s3_region: str | None = None
+    image_max_bytes: int = 5 * 1024 * 1024
+    image_max_pixels: int = 40_000_000
+    image_decode_slots: int = 1
 
     @property
     def order_hold(self) -> timedelta:
@@ -121,6 +129,14 @@ class Settings:
             chat_upstream_key=env.get("PETSTORE_CHAT_UPSTREAM_KEY") or None,
             chat_upstream_model=env.get("PETSTORE_CHAT_UPSTREAM_MODEL") or None,
             chat_upstream_timeout=float(env.get("PETSTORE_CHAT_UPSTREAM_TIMEOUT", 30)),
+            media_dir=Path(env.get("PETSTORE_MEDIA_DIR") or var_dir / "media"),
+            media_s3_bucket=env.get("PETSTORE_MEDIA_S3_BUCKET") or None,
+            media_s3_prefix=env.get("PETSTORE_MEDIA_S3_PREFIX", ""),
+            media_s3_endpoint=env.get("PETSTORE_MEDIA_S3_ENDPOINT") or None,
+            media_s3_region=env.get("PETSTORE_MEDIA_S3_REGION") or None,
+            image_max_bytes=int(env.get("PETSTORE_IMAGE_MAX_BYTES", 5 * 1024 * 1024)),
+            image_max_pixels=int(env.get("PETSTORE_IMAGE_MAX_PIXELS", 40_000_000)),
+            image_decode_slots=max(1, int(env.get("PETSTORE_IMAGE_DECODE_SLOTS", 1))),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

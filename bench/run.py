@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench import load
+from bench import images, load
 from bench.servers import ROOT, Server, running
 
 RESULTS_PATH = ROOT / "var" / "bench-results.json"
@@ -455,6 +455,7 @@ def main() -> int:
         from bench import chat
 
         chat.main()
+    images.report(images.run(quick=cfg.quick))  # issue 6: image uploads (bench/images.py)
     return 0
 
 

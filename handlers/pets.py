@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from connexion import request
+from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from handlers._context import (
@@ -19,6 +20,7 @@ from handlers._context import (
 )
 from schemas.pets import dump_collection, dump_pet, etag
 from services import pets as service
+from web.validators import FORM_SCOPE_KEY
 
 _FIELDS = {
     "ageMonths": "age_months",
@@ -145,5 +147,51 @@ async def update_pet(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: 
 
 
 async def delete_pet(id: uuid.UUID) -> Response:  # noqa: A002
-    await service.delete_pet(container().db, principal(), uuid.UUID(str(id)))
+    app = container()
+    await service.delete_pet(app.db, principal(), uuid.UUID(str(id)), app.images.media)
     return no_content()
+
+
+async def upload_pet_image(id: uuid.UUID, **_form: Any) -> Response:  # noqa: A002
+    """The form was parsed while it streamed in (web.validators.StreamingMultiPartValidator)."""
+    form = request.scope.get(FORM_SCOPE_KEY)
+    part = form.get("file") if form is not None else None
+    upload = part if isinstance(part, UploadFile) else None
+    try:
+        stored = await container().images.upload(
+            principal(),
+            uuid.UUID(str(id)),
+            upload.file if upload else None,
+            upload.headers.get("content-type") if upload else None,
+        )
+    finally:
+        if form is not None:
+            await form.close()
+    url = f"{api_base()}/{stored.path}"
+    body = {"code": 201, "type": "image", "message": url}
+    return json_response(body, 201, {"Location": url})
+
+
+_IMAGE_CACHE = "public, max-age=31536000, immutable"
+
+
+async def get_pet_image(id: uuid.UUID, imageName: str) -> Response:  # noqa: A002, N803
+    images = container().images
+    pet_id = uuid.UUID(str(id))
+    tags = request.headers.get("if-none-match")
+    if tags:
+        found = await images.open(pet_id, imageName, body=False)
+        if found.etag in {t.strip().removeprefix("W/") for t in tags.split(",")} or tags == "*":
+            return Response(
+                status_code=304, headers={"ETag": found.etag, "Cache-Control": _IMAGE_CACHE}
+            )
+    image = await images.open(pet_id, imageName)
+    return Response(
+        image.data,
+        media_type=image.content_type,
+        headers={
+            "ETag": image.etag,
+            "Cache-Control": _IMAGE_CACHE,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

@@ -23,6 +23,9 @@ from services.errors import (
     Conflict,
     DomainError,
     Forbidden,
+    ImageMissing,
+    ImageRejected,
+    ImageTooLarge,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -30,6 +33,8 @@ from services.errors import (
     PaymentProcessorError,
     PreconditionFailed,
     TooManyAttempts,
+    UnsafeImage,
+    UnsupportedImage,
     UpstreamFailed,
     UpstreamTimeout,
 )
@@ -53,6 +58,10 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
     PayloadTooLarge: (413, "payload-too-large"),
     UpstreamFailed: (502, "bad-gateway"),
     UpstreamTimeout: (504, "gateway-timeout"),
+    ImageMissing: (400, "validation-error"),
+    ImageTooLarge: (413, "payload-too-large"),
+    UnsupportedImage: (415, "unsupported-media-type"),
+    UnsafeImage: (422, "invalid-image"),
 }
 
 
@@ -70,7 +79,7 @@ def domain_problem(exc: DomainError, instance: str) -> Response:
     errors: list[dict[str, str]] | None = None
     if isinstance(exc, InvalidInput):
         errors = [{"field": e.field, "message": e.message, "code": e.code} for e in exc.errors]
-    elif isinstance(exc, Conflict) and exc.field:
+    elif isinstance(exc, ImageRejected | Conflict) and exc.field:
         errors = [{"field": exc.field, "message": exc.detail, "code": exc.code}]
     elif isinstance(exc, PaymentDeclined):
         errors = [{"field": "source", "message": exc.detail, "code": exc.code}]

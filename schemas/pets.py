@@ -19,7 +19,7 @@ def dump_pet(pet: Pet, api_base: str) -> dict[str, Any]:
         "price": f"{pet.price:.2f}",
         "currency": pet.currency,
         "status": pet.status,
-        "photos": list(pet.photos or ()),
+        "photos": [photo_url(p, api_base) for p in pet.photos or ()],
         "tenantId": pet.tenant_id or None,
         "createdAt": timestamp(pet.created_at),
         "updatedAt": timestamp(pet.updated_at),
@@ -36,6 +36,11 @@ def dump_pet(pet: Pet, api_base: str) -> dict[str, Any]:
     put_optional(data, "description", pet.description)
     put_optional(data, "medicalInfo", pet.medical_info)
     return data
+
+
+def photo_url(stored: str, api_base: str) -> str:
+    """Uploaded photos are stored as paths below the API base; absolute URLs pass through."""
+    return stored if "://" in stored else f"{api_base}/{stored}"
 
 
 def etag(pet: Pet) -> str:

@@ -90,3 +90,29 @@ class UpstreamFailed(DomainError):
 
 class UpstreamTimeout(DomainError):
     """A service this server depends on did not answer in time."""
+
+
+class ImageRejected(DomainError):
+    """An uploaded image refused for the reason ``code`` (``field`` names the form part)."""
+
+    def __init__(self, detail: str, code: str, field: str = "file") -> None:
+        super().__init__(detail)
+        self.code = code
+        self.field = field
+
+
+class ImageMissing(ImageRejected):
+    """No file part, or an empty one."""
+
+
+class ImageTooLarge(ImageRejected):
+    """More bytes than the upload limit."""
+
+
+class UnsupportedImage(ImageRejected):
+    """Not JPEG, PNG or WebP by its bytes, or a declared type that disagrees with them."""
+
+
+class UnsafeImage(ImageRejected):
+    """A JPEG, PNG or WebP that cannot be accepted: corrupt, truncated, a decompression bomb,
+    too many frames, data after the image, or oversized metadata."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import anyio
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,7 @@ from services.errors import (
     NotFound,
     PreconditionFailed,
 )
+from services.media import MediaStore, pet_prefix
 from services.pagination import MAX_PAGE_SIZE, Page
 from services.principal import Principal
 
@@ -220,8 +222,12 @@ async def replace_pet(
     return await db.run(principal.tenant, work, write=True)
 
 
-async def delete_pet(db: Database, principal: Principal, pet_id: uuid.UUID) -> None:
-    """Raises Forbidden, NotFound, Conflict (the pet has orders)."""
+async def delete_pet(
+    db: Database, principal: Principal, pet_id: uuid.UUID, media: MediaStore | None = None
+) -> None:
+    """Raises Forbidden, NotFound, Conflict (the pet has orders). With ``media``, the pet's
+    image files go too (after the commit: a crash in between leaves unreachable files, never a
+    pet without its images)."""
     _require_writer(principal)
 
     def work(session: Session) -> None:
@@ -236,3 +242,5 @@ async def delete_pet(db: Database, principal: Principal, pet_id: uuid.UUID) -> N
         session.delete(pet)
 
     await db.run(principal.tenant, work, write=True)
+    if media is not None:
+        await anyio.to_thread.run_sync(media.delete_prefix, pet_prefix(pet_id))

@@ -11,6 +11,7 @@ from auth.tokens import TokenService
 from models.database import Database
 from services.chat import ChatService
 from services.delivery import Sender
+from services.images import ImageService
 from services.processor import PaymentProcessor
 from services.throttle import FailureThrottle
 from settings import Settings
@@ -29,6 +30,7 @@ class Container:
     processor: PaymentProcessor
     sender: Sender
     chat: ChatService
+    images: ImageService
     upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured
 
     async def close(self) -> None:

@@ -5,8 +5,9 @@
   headers on every response, 429 + Retry-After over budget; in-process or Redis. Some paths
   (chat completions) have a tighter budget of their own on top.
 - RequestGuard: a syntactically valid Host (400), the spec's method table (405 with a correct
-  Allow), Accept (406), the QUERY method for /pets/search, and the body-size limit (413)
-  checked on Content-Length and again while the body streams in, before anything buffers it.
+  Allow), Accept (406), the QUERY method for /pets/search, and the body-size limit (413, per
+  route: image uploads get their own) checked on Content-Length and again while the body
+  streams in, before anything buffers it.
 """
 
 from __future__ import annotations
@@ -168,11 +169,11 @@ class BodyTooLarge(ProblemException):
 
 
 _JSON_TYPES = ("application/json", "application/problem+json")
-_STREAM_TYPES = ("text/event-stream", "text/*")
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})(:[0-9]{1,5})?$")
 
 
-def _acceptable(accept: str | None, also: tuple[str, ...] = ()) -> bool:
+def _acceptable(accept: str | None, produced: frozenset[str] = frozenset()) -> bool:
+    """JSON (and problem+json) always; plus the media types the route's responses declare."""
     if not accept:
         return True
     for part in accept.split(","):
@@ -180,7 +181,11 @@ def _acceptable(accept: str | None, also: tuple[str, ...] = ()) -> bool:
         media = media.strip().lower()
         if re.search(r"(^|;)\s*q\s*=\s*0(\.0*)?\s*($|;)", params):
             continue
-        if media in ("*/*", "application/*", *_JSON_TYPES, *also) or media.endswith("+json"):
+        if media in ("*/*", "application/*", *_JSON_TYPES) or media.endswith("+json"):
+            return True
+        if media in produced or (
+            media.endswith("/*") and any(p.startswith(media[:-1]) for p in produced)
+        ):
             return True
     return False
 
@@ -193,13 +198,34 @@ class RequestGuard:
         max_body_bytes: int,
         base_path: str = "/v1",
         query_paths: Iterable[str] = (),
-        stream_paths: Iterable[str] = (),
+        body_limits: Iterable[tuple[str, str, int]] = (),
+        produces: Iterable[tuple[str, set[str]]] = (),
     ) -> None:
+        """``body_limits``: (path template, method, bytes) for operations whose bodies may be
+        larger than ``max_body_bytes`` (image uploads). ``produces``: (path template, media
+        types) beyond JSON that the path's responses declare, for the Accept check."""
         self.app = app
         self.max_body = max_body_bytes
         self.routes = [(self._compile(base_path + path), methods) for path, methods in routes]
         self.query_paths = {base_path + p for p in query_paths}
-        self.stream_paths = {base_path + p for p in stream_paths}
+        self.body_limits = [
+            (self._compile(base_path + path), method, limit) for path, method, limit in body_limits
+        ]
+        self.produces = [
+            (self._compile(base_path + path), frozenset(types)) for path, types in produces
+        ]
+
+    def _body_limit(self, path: str, method: str) -> int:
+        for regex, limit_method, limit in self.body_limits:
+            if limit_method == method and regex.match(path):
+                return limit
+        return self.max_body
+
+    def _produced(self, path: str) -> frozenset[str]:
+        for regex, types in self.produces:
+            if regex.match(path):
+                return types
+        return frozenset()
 
     @staticmethod
     def _compile(template: str) -> re.Pattern[str]:
@@ -237,36 +263,36 @@ class RequestGuard:
                     instance=path,
                 )
                 return
-            streams = path in self.stream_paths
-            if not _acceptable(_header(scope, b"accept"), _STREAM_TYPES if streams else ()):
+            produced = self._produced(path)
+            if not _acceptable(_header(scope, b"accept"), produced):
+                types = ", ".join(["application/json", *sorted(produced)])
                 await send_problem(
                     send,
                     406,
-                    "This operation only produces application/json"
-                    + (" or text/event-stream" if streams else "")
-                    + " (errors: application/problem+json).",
+                    f"This operation only produces {types} (errors: application/problem+json).",
                     instance=path,
                 )
                 return
+        limit = self._body_limit(path, method)
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.strip().isdigit():
                 await send_problem(send, 400, "Invalid Content-Length header.", instance=path)
                 return
-            if int(declared) > self.max_body:
+            if int(declared) > limit:
                 await send_problem(
                     send,
                     413,
-                    f"The request body exceeds the limit of {self.max_body} bytes.",
+                    f"The request body exceeds the limit of {limit} bytes.",
                     instance=path,
                 )
                 return
         elif _header(scope, b"transfer-encoding"):
-            await self._chunked(scope, receive, send)
+            await self._chunked(scope, receive, send, limit)
             return
-        await self.app(scope, self._limited(receive), send)
+        await self.app(scope, self._limited(receive, limit), send)
 
-    async def _chunked(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _chunked(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """A chunked body has no Content-Length, which Connexion treats as no body at all. Read it
         here, counting, stop at the limit (413), and hand it on with its length."""
         chunks: list[bytes] = []
@@ -278,33 +304,30 @@ class RequestGuard:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
+            if size > limit:
                 await send_problem(
                     send,
                     413,
-                    f"The request body exceeds the limit of {self.max_body} bytes.",
+                    f"The request body exceeds the limit of {limit} bytes.",
                     instance=scope["path"],
                 )
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = b"".join(chunks)
+        pending = [b"".join(chunks)]
+        chunks.clear()
         headers = [(k, v) for k, v in scope["headers"] if k != b"transfer-encoding"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        replayed = False
+        headers.append((b"content-length", str(len(pending[0])).encode()))
 
         async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
+            if pending:  # handed over once, then not referenced here any more
+                return {"type": "http.request", "body": pending.pop(), "more_body": False}
             return await receive()
 
         await self.app({**scope, "headers": headers}, replay, send)
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, limit: int) -> Receive:
         seen = 0
-        limit = self.max_body
 
         async def receive_limited() -> Message:
             nonlocal seen
@@ -316,6 +339,23 @@ class RequestGuard:
             return message
 
         return receive_limited
+
+
+def spec_media_types(spec: dict[str, Any]) -> list[tuple[str, set[str]]]:
+    """(path, media types other than JSON that its responses declare), for the Accept check."""
+    found = []
+    for path, item in spec.get("paths", {}).items():
+        types = {
+            media
+            for op in item.values()
+            if isinstance(op, dict)
+            for response in op.get("responses", {}).values()
+            for media in response.get("content", {})
+            if media not in _JSON_TYPES
+        }
+        if types:
+            found.append((path, types))
+    return found
 
 
 def spec_routes(spec: dict[str, Any]) -> list[tuple[str, set[str]]]:

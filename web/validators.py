@@ -25,7 +25,9 @@ from connexion.validators import (
     ParameterValidator,
     TextResponseBodyValidator,
 )
-from starlette.types import Scope
+from starlette.datastructures import FormData, Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.types import Receive, Scope
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _OAS_ONLY = {
@@ -307,6 +309,101 @@ class FieldParameterValidator(ParameterValidator):
             raise ValidationProblem(errors)
 
 
+FORM_SCOPE_KEY = "petstore.form"
+"""Where StreamingMultiPartValidator leaves the parsed form for the handler."""
+
+
+class _SpoolingParser(MultiPartParser):
+    spool_max_size = 256 * 1024  # file parts above this go to a temporary file on disk
+
+
+class StreamingMultiPartValidator(MultiPartFormDataValidator):
+    """multipart/form-data without holding the body in memory.
+
+    Connexion's validators record every body message to replay it to the handler, and the
+    handler side parses it again: two in-memory copies of an upload for as long as the request
+    lives. This one parses while the body streams in (RequestGuard counts the bytes and stops at
+    the route's limit), spools file parts to temporary files, validates the form against the
+    schema, puts the parsed form in the scope (``FORM_SCOPE_KEY``) and hands the handler an empty
+    body. The handler reads its files from there and closes the form."""
+
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        headers = Headers(scope=scope)
+        if not int(headers.get("content-length", 0) or 0):
+            if self._required:
+                raise ValidationProblem(
+                    [{"field": "body", "message": "Request body is required", "code": "required"}]
+                )
+            return receive, scope
+
+        async def stream() -> t.AsyncGenerator[bytes, None]:
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away mid-body
+                    raise ValidationProblem(
+                        [{"field": "body", "message": "The body ended early", "code": "truncated"}]
+                    )
+                more = message.get("more_body", False)
+                yield message.get("body", b"")
+
+        parser = _SpoolingParser(headers, stream(), max_files=4, max_fields=16)
+        try:
+            form = await parser.parse()
+        except MultiPartException as exc:
+            raise ValidationProblem(
+                [{"field": "body", "message": exc.message, "code": "malformed"}]
+            ) from None
+        try:
+            self._check_form(form)
+        except BaseException:
+            await form.close()
+            raise
+        scope[FORM_SCOPE_KEY] = form
+        new_scope = {
+            **scope,
+            "headers": [
+                *((k, v) for k, v in scope["headers"] if k != b"content-length"),
+                (b"content-length", b"0"),
+            ],
+        }
+        sent_empty = False
+
+        async def receive_empty() -> t.MutableMapping[str, t.Any]:
+            nonlocal sent_empty
+            if not sent_empty:
+                sent_empty = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return await receive()
+
+        return receive_empty, new_scope
+
+    def _check_form(self, form: FormData) -> None:
+        properties = self._schema.get("properties", {})
+        if self._strict_validation:
+            extra = sorted(set(form.keys()) - set(properties))
+            if extra:
+                raise ValidationProblem(
+                    [
+                        {"field": name, "message": "Unknown form field", "code": "unknown_field"}
+                        for name in extra
+                    ]
+                )
+        data: dict[str, t.Any] = {}
+        for key in form:
+            values = form.getlist(key)
+            is_file = properties.get(key, {}).get("format") == "binary"
+            if len(values) > 1:
+                data[key] = ["" for _ in values]  # one value per field: fails type: string
+            elif isinstance(values[0], UploadFile):
+                data[key] = "" if is_file else [""]
+            else:
+                data[key] = values[0]
+        validator = compiled(self._schema, "request")
+        if not validator.is_valid(data):
+            raise ValidationProblem(collect_errors(validator, data))
+
+
 def validator_map() -> dict[str, t.Any]:
     return {
         "parameter": FieldParameterValidator,
@@ -314,7 +411,7 @@ def validator_map() -> dict[str, t.Any]:
             {
                 "*/*json": FastJSONRequestBodyValidator,
                 "application/x-www-form-urlencoded": FormDataValidator,
-                "multipart/form-data": MultiPartFormDataValidator,
+                "multipart/form-data": StreamingMultiPartValidator,
             }
         ),
         "response": MediaTypeDict(
@@ -326,4 +423,4 @@ def validator_map() -> dict[str, t.Any]:
     }
 
 
-__all__ = ["ValidationProblem", "validator_map"]
+__all__ = ["FORM_SCOPE_KEY", "ValidationProblem", "validator_map"]
