@@ -98,11 +98,12 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
 
 
 async def _housekeeping(container: Container) -> None:
-    """Settle payments an interrupted request left PROCESSING; cancel unpaid orders past their
-    hold; forget idempotency keys older than 24 h."""
+    """Settle payments an interrupted request left PROCESSING; refund voided payments still
+    owed; cancel unpaid orders past their hold; forget idempotency keys older than 24 h."""
     public = container.settings.public_url
     receipt_base = f"{public}/v1" if public else "/v1"
     await payments.reconcile_stale(container.db, container.processor, receipt_base)
+    await payments.refund_owed(container.db, container.processor)
     await orders.expire_overdue(container.db)
     await idempotency.purge_expired(container.db)
 

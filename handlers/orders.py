@@ -39,7 +39,10 @@ async def get_order(id: uuid.UUID) -> Response:  # noqa: A002 - the spec names i
 
 
 async def cancel_order(id: uuid.UUID) -> Response:  # noqa: A002
-    await service.cancel_order(container().db, await order_access(), uuid.UUID(str(id)))
+    access = await order_access()
+    await payments.cancel_and_refund(
+        container().db, container().processor, access, uuid.UUID(str(id))
+    )
     return no_content()
 
 

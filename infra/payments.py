@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import hashlib
 
-from services.processor import ChargeRequest, ChargeResult, ProcessorUnavailable
+from services.processor import (
+    ChargeRequest,
+    ChargeResult,
+    ProcessorUnavailable,
+    RefundRequest,
+)
 
 DECLINES = {
     "0002": ("card_declined", "The payment source was declined."),
@@ -28,3 +33,6 @@ class TestProcessor:
             code, message = DECLINES[request.last4]
             return ChargeResult(False, reference, code, message)
         return ChargeResult(True, reference)
+
+    async def refund(self, request: RefundRequest) -> str:
+        return "tr_" + hashlib.sha256(("refund:" + request.payment_id).encode()).hexdigest()[:24]

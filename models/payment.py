@@ -40,5 +40,7 @@ class Payment(TenantScoped, Base):
     failure_code: Mapped[str | None] = mapped_column(String(40))
     processor_reference: Mapped[str | None] = mapped_column(String(64))
     receipt_id: Mapped[str | None] = mapped_column(String(64))
+    refund_reference: Mapped[str | None] = mapped_column(String(64))
+    """Set once the processor reversed a voided (CANCELLED) payment; NULL while it is owed."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

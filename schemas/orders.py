@@ -6,6 +6,7 @@ from typing import Any
 
 from models import Order, Payment
 from schemas.common import timestamp
+from services.events import order_snapshot
 from services.orders import PLACED, OrderView
 
 
@@ -24,15 +25,8 @@ def dump_order(view: OrderView, api_base: str) -> dict[str, Any]:
     url = f"{api_base}/orders/{order.id}"
     links = {"self": url, "pet": f"{api_base}/pets/{order.pet_id}"}
     data: dict[str, Any] = {
-        "id": str(order.id),
-        "petId": str(order.pet_id),
-        "userId": str(order.user_id) if order.user_id else None,
-        "status": order.status,
-        "totalAmount": f"{order.total_amount:.2f}",
-        "currency": order.currency,
+        **order_snapshot(order),  # the fields webhook payloads carry too
         "tenantId": order.tenant_id or None,
-        "createdAt": timestamp(order.created_at),
-        "updatedAt": timestamp(order.updated_at),
         "links": links,
     }
     if order.status == PLACED:

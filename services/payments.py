@@ -30,13 +30,22 @@ from services.errors import (
     PaymentDeclined,
     PaymentProcessorError,
 )
-from services.orders import APPROVED, CANCELLED, PLACED, OrderAccess, change_status, load_visible
+from services.orders import (
+    APPROVED,
+    CANCELLED,
+    PLACED,
+    OrderAccess,
+    cancel_order,
+    change_status,
+    load_visible,
+)
 from services.payment_sources import PaymentSource
 from services.processor import (
     ChargeRequest,
     ChargeResult,
     PaymentProcessor,
     ProcessorUnavailable,
+    RefundRequest,
 )
 
 
@@ -240,3 +249,60 @@ async def _fail(
             failed.updated_at = utcnow()
 
     await db.run(tenant, work, write=True)
+
+
+async def refund_owed(
+    db: Database, processor: PaymentProcessor, tenant: str | None = None,
+    order_id: uuid.UUID | None = None,
+) -> int:  # fmt: skip
+    """Refund voided payments: a succeeded charge whose order was cancelled is CANCELLED at
+    once, in the cancelling transaction, and reversed here through the processor (idempotent by
+    payment id). Called right after a cancellation for its order, and by the housekeeping job
+    for every tenant (``tenant=None``) so that a processor outage only delays a refund."""
+    where = [
+        Payment.status == "CANCELLED",
+        Payment.processor_reference.is_not(None),
+        Payment.refund_reference.is_(None),
+    ]
+    if order_id is not None:
+        where.append(Payment.order_id == order_id)
+
+    def owed(session: Session) -> list[Payment]:
+        return list(session.scalars(select(Payment).where(*where).limit(50)))
+
+    def record(payment_id: uuid.UUID, reference: str) -> Callable[[Session], None]:
+        def work(session: Session) -> None:
+            paid = session.get(Payment, payment_id, with_for_update=True)
+            if paid is not None and paid.refund_reference is None:
+                paid.refund_reference = reference
+                paid.updated_at = utcnow()
+
+        return work
+
+    rows = await (db.run(tenant, owed) if tenant is not None else db.run_system(owed))
+    refunded = 0
+    for row in rows:
+        request = RefundRequest(
+            str(row.id), row.processor_reference or "", row.amount, row.currency
+        )
+        try:
+            reference = await processor.refund(request)
+        except ProcessorUnavailable:
+            continue
+        work = record(row.id, reference)
+        await (
+            db.run(tenant, work, write=True)
+            if tenant is not None
+            else db.run_system(work, write=True)
+        )
+        refunded += 1
+    return refunded
+
+
+async def cancel_and_refund(
+    db: Database, processor: PaymentProcessor, access: OrderAccess, order_id: uuid.UUID
+) -> None:
+    """Cancel Order: the cancellation (orders.cancel_order), then the refund of a voided
+    payment right away; if the processor is down, the housekeeping job refunds it later."""
+    await cancel_order(db, access, order_id)
+    await refund_owed(db, processor, access.principal.tenant, order_id)

@@ -1,5 +1,15 @@
-"""The payment processor port. Services charge through this interface; adapters live in infra/
-(the built-in deterministic test processor) and a real provider can be plugged in later."""
+"""The payment processor port. Services charge and refund through this interface; adapters live
+in infra/ (the built-in deterministic test processor) and a real provider can be plugged in.
+
+Contract for adapters:
+- ``charge`` is idempotent by ``payment_id`` (send it as the provider's idempotency key): asking
+  again for the same payment returns the first outcome and never charges twice. Reconciliation
+  of interrupted payments relies on this.
+- Raise ``ProcessorUnavailable`` only when the provider certainly took nothing (refused the
+  connection, answered that nothing happened). When the outcome is unknown (a timeout after the
+  request was sent), raise anything else: the payment stays PROCESSING and is reconciled later.
+- ``refund`` is idempotent by ``payment_id`` too; it reverses a succeeded charge in full.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +37,21 @@ class ChargeResult:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class RefundRequest:
+    payment_id: str
+    reference: str
+    amount: Decimal
+    currency: str
+
+
 class ProcessorUnavailable(Exception):
-    """The processor failed or timed out; nothing was charged."""
+    """The processor failed or could not be reached, and certainly took nothing."""
 
 
 class PaymentProcessor(Protocol):
     async def charge(self, request: ChargeRequest) -> ChargeResult: ...
+
+    async def refund(self, request: RefundRequest) -> str:
+        """Reverse a succeeded charge; the refund's reference. Raises ProcessorUnavailable."""
+        ...

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import update
 from starlette.testclient import TestClient
@@ -27,6 +23,7 @@ from manage import migrate, reset_postgres
 from models import User
 from models.database import Database
 from settings import Settings, normalize_database_url
+from tests.servers import uvicorn_process
 
 ADMIN = ("admin", "admin-password-1")
 PASSWORD = "correct-horse-42"
@@ -201,9 +198,6 @@ def server_process(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The real server (uvicorn) in child processes on the session's database. Yields the API
     base URL and the process (tests may kill it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -214,30 +208,9 @@ def server_process(
         "PETSTORE_WEBHOOK_WORKER": "0",
         **env_overrides,
     }
-    log = (log_dir / f"server-{port}.log").open("wb")
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [sys.executable, "-m", "uvicorn", "--factory", "app:app_from_env", "--port", str(port),
-         "--workers", str(workers), "--no-access-log"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.2)
-        yield base, server
-    finally:
-        if server.poll() is None:
-            server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    log = log_dir / f"server-{uuid.uuid4().hex[:8]}.log"
+    with uvicorn_process("app:app_from_env", env, log, workers=workers) as (origin, proc):
+        yield origin + "/v1", proc
 
 
 @pytest.fixture(scope="session")

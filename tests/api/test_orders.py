@@ -233,6 +233,7 @@ class TestCancelOrder:
         assert shop.api.request("DELETE", f"/orders/{order['id']}", shop.token).status_code == 204
         (row,) = _rows(shop.api, Payment, id=uuid.UUID(payment["id"]))
         assert row.status == "CANCELLED"
+        assert row.refund_reference.startswith("tr_")  # reversed through the processor
         assert shop.pet_status(order["petId"]) == "AVAILABLE"
 
     def test_shipped_orders_only_staff_can_cancel(self, shop: Shop) -> None:

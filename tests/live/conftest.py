@@ -4,9 +4,6 @@ must look at the server's counters) and the fake OpenAI-compatible upstream."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,52 +17,11 @@ import uvicorn
 
 from app import create_app
 from manage import migrate
-from settings import ROOT, Settings
+from settings import Settings
 from tests.conftest import ADMIN, PET, make_settings
+from tests.servers import free_port, uvicorn_process, wait_up
 
 SECRET = "live-test-secret-that-is-long-enough-for-hs256"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-@contextmanager
-def uvicorn_process(factory: str, env: dict[str, str], log: Path) -> Iterator[str]:
-    """``uvicorn --factory FACTORY`` on a free loopback port; yields its origin; killed by PID."""
-    port = free_port()
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
-             "--port", str(port), "--lifespan", "on", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    origin = f"http://127.0.0.1:{port}"
-    try:
-        wait_up(origin + "/", proc)
-        yield origin
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def server_env(var: Path, **extra: str) -> dict[str, str]:
@@ -123,7 +79,7 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """Our server with the embedded answerer (no upstream), limits off."""
     var = tmp_path_factory.mktemp("live")
-    with uvicorn_process("app:app_from_env", server_env(var), var / "server.log") as origin:
+    with uvicorn_process("app:app_from_env", server_env(var), var / "server.log") as (origin, _):
         yield Live(origin + "/v1")
 
 
@@ -132,7 +88,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The fake OpenAI-compatible upstream; yields its base URL (``.../v1``)."""
     var = tmp_path_factory.mktemp("upstream")
     factory = "tests.live.fake_upstream:create_app"
-    with uvicorn_process(factory, dict(os.environ), var / "upstream.log") as origin:
+    with uvicorn_process(factory, dict(os.environ), var / "upstream.log") as (origin, _):
         yield origin + "/v1"
 
 
@@ -149,7 +105,7 @@ def relayed(tmp_path_factory: pytest.TempPathFactory, upstream: str) -> Iterator
         PETSTORE_CHAT_UPSTREAM_MODEL="upstream-model",
         PETSTORE_CHAT_UPSTREAM_TIMEOUT="1",
     )
-    with uvicorn_process("app:app_from_env", env, var / "server.log") as origin:
+    with uvicorn_process("app:app_from_env", env, var / "server.log") as (origin, _):
         yield Live(origin + "/v1")
 
 

@@ -143,3 +143,40 @@ def test_an_interrupted_payment_is_settled_by_reconciliation(settings: Settings)
         assert await payments.reconcile_stale(db, TestProcessor(), "/v1", timedelta(0)) == 0
 
     run_db(settings, scenario)
+
+
+def test_a_refund_owed_during_an_outage_is_paid_by_the_housekeeping_job(
+    settings: Settings,
+) -> None:
+    from services.processor import ProcessorUnavailable, RefundRequest
+
+    tenant = str(uuid.uuid4())
+    pet = _new_pet(settings, tenant)
+    placed = run_db(settings, lambda db: orders.create_order(db, anonymous(tenant), pet.id))
+    access = orders.OrderAccess(anonymous(tenant), placed.guest_token)
+    card = Card(number="4242424242424242", cvc="123", exp_month=12, exp_year=2030)
+    payment = payments.PaymentInput(Decimal("80.00"), "USD", card)
+
+    class RefundsDown(TestProcessor):
+        async def refund(self, request: RefundRequest) -> str:
+            raise ProcessorUnavailable("refunds are down")
+
+    class Counting(TestProcessor):
+        refunds: list[str] = []
+
+        async def refund(self, request: RefundRequest) -> str:
+            Counting.refunds.append(request.payment_id)
+            return await super().refund(request)
+
+    async def scenario(db: Database) -> None:
+        paid = await payments.pay_order(db, TestProcessor(), access, placed.order.id, payment)
+        await payments.cancel_and_refund(db, RefundsDown(), access, placed.order.id)
+        view = await orders.get_order(db, access, placed.order.id)
+        assert view.order.status == "CANCELLED"
+        assert view.payment is not None
+        assert (view.payment.status, view.payment.refund_reference) == ("CANCELLED", None)
+        assert await payments.refund_owed(db, Counting()) >= 1
+        assert await payments.refund_owed(db, Counting()) == 0  # once only
+        assert Counting.refunds.count(str(paid.payment.id)) == 1
+
+    run_db(settings, scenario)

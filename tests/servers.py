@@ -1,0 +1,62 @@
+"""Real server processes for tests: uvicorn in a child process on a free loopback port."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from settings import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def uvicorn_process(
+    factory: str, env: dict[str, str], log: Path, *, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``uvicorn --factory FACTORY``; yields its origin and the process (a test may kill it);
+    stopped by PID (SIGTERM, then SIGKILL)."""
+    port = free_port()
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers), "--lifespan", "on",
+             "--no-access-log", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(origin + "/", proc)
+        yield origin, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
