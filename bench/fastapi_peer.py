@@ -135,6 +135,7 @@ class PetCreate(CamelModel):
 
 class SelfLink(BaseModel):
     self: str
+    adopt: str | None = omitted_if_none()
 
 
 class PetOut(CamelModel):
@@ -207,7 +208,11 @@ def pet_out(row: PetRow, base: str) -> PetOut:
             "tenant_id": row.tenant_id or None,
             "created_at": row.created_at,
             "updated_at": row.updated_at,
-            "links": {"self": f"{base}/pets/{row.id}"},
+            "links": {
+                "self": f"{base}/pets/{row.id}",
+                # where to adopt it, while it can be (as ours does)
+                **({"adopt": f"{base}/orders"} if row.status == "AVAILABLE" else {}),
+            },
         }
     )
 

@@ -10,7 +10,8 @@
 3. A table on stdout and the same figures as JSON in ``var/bench-results.json``.
 
 Environment: ``BENCH_SECONDS`` (default 8), ``BENCH_QUICK=1`` (2-second runs),
-``BENCH_LOADGEN=python`` (force the httpx fallback), ``BENCH_KEEP=1`` (keep the temp dir).
+``BENCH_LOADGEN=python`` (force the httpx fallback), ``BENCH_KEEP=1`` (keep the temp dir),
+``BENCH_CHAT=0`` / ``BENCH_IMAGES=0`` (skip the chat or image sections).
 No timing assertions: this reports, it never fails on numbers.
 """
 
@@ -264,9 +265,13 @@ def probe(request: load.Request) -> int:
 
 def shape_check(server: Server, seeded: Seeded, ours_base: str) -> str:
     """Does the peer's list JSON equal ours (links' host:port aside)? Informational only."""
-    peer = httpx.get(f"{server.base}/pets").text.replace(server.base, "BASE")
-    mine = seeded.list_body.decode().replace(ours_base, "BASE")
-    return "identical JSON" if json.loads(peer) == json.loads(mine) else "DIFFERS from ours"
+    peer = json.loads(httpx.get(f"{server.base}/pets").text.replace(server.base, "BASE"))
+    mine = json.loads(seeded.list_body.decode().replace(ours_base, "BASE"))
+    if peer == mine:
+        return "identical JSON"
+    differing = [k for k in mine if peer.get(k) != mine[k]]
+    first = f"{differing[0]}: peer {peer.get(differing[0])!r:.120}" if differing else "keys"
+    return f"DIFFERS from ours ({first})"
 
 
 @dataclass(frozen=True)
@@ -455,7 +460,8 @@ def main() -> int:
         from bench import chat
 
         chat.main()
-    images.report(images.run(quick=cfg.quick))  # issue 6: image uploads (bench/images.py)
+    if os.environ.get("BENCH_IMAGES", "1") != "0":  # image uploads (bench/images.py)
+        images.report(images.run(quick=cfg.quick))
     return 0
 
 

@@ -166,8 +166,15 @@ def _settle(
     events; decline → FAILED (None). A payment no longer PROCESSING is left alone."""
 
     def work(session: Session) -> PaidOrder | None:
-        paid = session.get(Payment, payment_id, with_for_update=True)
+        paid = session.get(Payment, payment_id)
         if paid is None or paid.status != "PROCESSING":
+            return None
+        # Lock the order before the payment, the order every other path takes (a payer holds
+        # the order while its insert waits on this payment's index entry: the other order
+        # deadlocks on PostgreSQL).
+        order = session.get(Order, paid.order_id, with_for_update=True)
+        session.refresh(paid, with_for_update=True)
+        if order is None or paid.status != "PROCESSING":
             return None
         paid.processor_reference = result.reference
         paid.updated_at = utcnow()
@@ -175,9 +182,6 @@ def _settle(
             paid.status = "FAILED"
             paid.failure_code = result.decline_code or "declined"
             return None
-        order = session.get(Order, paid.order_id, with_for_update=True)
-        if order is None:
-            raise RuntimeError("order vanished while its payment was processing")
         paid.status = "SUCCEEDED"
         paid.receipt_id = f"rcp_{uuid7()}"
         change_status(session, order, APPROVED)
