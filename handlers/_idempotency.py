@@ -2,7 +2,8 @@
 
 The first response is stored as sent (status, body, Location); a replay adds
 ``Idempotent-Replayed: true``. Client errors (4xx, e.g. a declined card) are stored like
-successes; server and processor failures (5xx) release the key so that a retry runs again."""
+successes; invalid input (422) and server or processor failures (5xx) release the key so that
+a corrected or repeated request with it runs again."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from starlette.responses import Response
 from handlers._context import container
 from handlers.problems import domain_problem
 from services import idempotency as keys
-from services.errors import DomainError
+from services.errors import DomainError, InvalidInput
 from services.principal import Principal
 
 STORED_HEADERS = ("location", "etag", "content-type")
@@ -83,7 +84,9 @@ async def idempotent(
     except DomainError as exc:
         problem = domain_problem(exc, request.url.path)
         with anyio.CancelScope(shield=True):
-            if problem.status_code < 500:
+            # As Stripe: invalid input is not a result (the client fixes it and retries with
+            # the same key); nor is a server failure. Declines and conflicts are results.
+            if problem.status_code < 500 and not isinstance(exc, InvalidInput):
                 await keys.finish(db, scope, _stored(_as_response(problem)))
             else:
                 await keys.release(db, scope)

@@ -4,7 +4,8 @@
 - The same key with the same request (fingerprint) replays that stored response.
 - The same key with a different request → KeyReused (422).
 - The same key while the first request is still running → Conflict (409); retry later.
-- Failures the client should retry (5xx, processor errors) are not stored: the key is released.
+- Invalid input (422) and failures the client should retry (5xx, processor errors) are not
+  stored: the key is released.
 - Keys expire after 24 hours; an expired key starts afresh.
 
 Keys are scoped per tenant and caller (a user, or a guest's client address)."""

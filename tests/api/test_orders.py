@@ -657,3 +657,15 @@ def test_a_reserved_pets_status_follows_its_order(shop: Shop) -> None:
     )
     assert renamed.status_code == 200  # other fields may still change
     assert shop.pet_status(order["petId"]) == "PENDING"
+
+
+def test_a_rejected_card_does_not_burn_the_idempotency_key(shop: Shop) -> None:
+    """Invalid input is not a stored result: the client fixes the card and retries with the
+    same key (Stripe's semantics)."""
+    order = shop.placed()
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    typo = {**CARD, "number": "4242424242424241"}
+    assert shop.pay(order, source=typo, headers=key).status_code == 422
+    fixed = shop.pay(order, headers=key)
+    assert fixed.status_code == 200, fixed.text
+    assert "idempotent-replayed" not in fixed.headers
