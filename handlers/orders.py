@@ -47,8 +47,8 @@ async def cancel_order(id: uuid.UUID) -> Response:  # noqa: A002
 
 
 async def update_order_status(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
-    view = await service.advance_order(
-        container().db, principal(), uuid.UUID(str(id)), body["status"]
+    view = await payments.advance_and_refund(
+        container().db, container().processor, principal(), uuid.UUID(str(id)), body["status"]
     )
     return json_response(dump_order(view, api_base()))
 

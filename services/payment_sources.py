@@ -46,7 +46,11 @@ def card_brand(number: str) -> str | None:
 
 
 def mask(value: str, keep: int = 4, lead: int = 0) -> str:
-    return value[:lead] + "*" * (len(value) - keep - lead) + value[-keep:]
+    """At most the first ``lead`` and last ``keep`` characters shown, and never more than half:
+    a short account number keeps only what ``last4`` would show anyway, masked to half."""
+    shown = min(keep, len(value) // 2)
+    lead = min(lead, max(len(value) // 2 - shown, 0))
+    return value[:lead] + "*" * (len(value) - shown - lead) + (value[-shown:] if shown else "")
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,14 @@ from services.orders import (
     CANCELLED,
     PLACED,
     OrderAccess,
+    OrderView,
+    advance_order,
     cancel_order,
     change_status,
     load_visible,
 )
 from services.payment_sources import PaymentSource
+from services.principal import Principal
 from services.processor import (
     ChargeRequest,
     ChargeResult,
@@ -310,3 +313,15 @@ async def cancel_and_refund(
     payment right away; if the processor is down, the housekeeping job refunds it later."""
     await cancel_order(db, access, order_id)
     await refund_owed(db, processor, access.principal.tenant, order_id)
+
+
+async def advance_and_refund(
+    db: Database, processor: PaymentProcessor, principal: Principal, order_id: uuid.UUID,
+    status: str,
+) -> OrderView:  # fmt: skip
+    """Update Order Status (staff): the transition (orders.advance_order); when it cancels a
+    paid order, the voided payment is refunded right away (or later by the housekeeping job)."""
+    view = await advance_order(db, principal, order_id, status)
+    if view.order.status == CANCELLED:
+        await refund_owed(db, processor, principal.tenant, order_id)
+    return view

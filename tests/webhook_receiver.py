@@ -31,6 +31,8 @@ class Receiver:
     """Answers for the next requests, in order; 200 once they run out."""
     delay: float = 0.0
     """Seconds to wait before answering (a slow endpoint)."""
+    location: str | None = None
+    """A Location header to send (with a 3xx status: a redirect)."""
 
     def events(self, event_type: str | None = None) -> list[Any]:
         return [r.json for r in self.requests if event_type in (None, r.json["eventType"])]
@@ -50,6 +52,8 @@ def receiver() -> Iterator[Receiver]:
             status = state.statuses.pop(0) if state.statuses else 200
             time.sleep(state.delay)
             self.send_response(status)
+            if state.location:
+                self.send_header("Location", state.location)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

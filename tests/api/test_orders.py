@@ -291,6 +291,15 @@ class TestOrderStatusMachine:
         assert shop.api.request("DELETE", path, shop.admin).status_code == 409
         assert shop.pet_status(order["petId"]) == "ADOPTED"
 
+    def test_staff_cancelling_a_paid_order_refunds_it(self, shop: Shop) -> None:
+        order = shop.placed()
+        payment = shop.pay(order).json()
+        path = f"/orders/{order['id']}"
+        r = shop.api.request("PATCH", path, shop.admin, json={"status": "CANCELLED"})
+        assert r.status_code == 200, r.text
+        (row,) = _rows(shop.api, Payment, id=uuid.UUID(payment["id"]))
+        assert (row.status, row.refund_reference[:3]) == ("CANCELLED", "tr_")
+
     def test_only_staff_fulfil_orders(self, shop: Shop) -> None:
         order = shop.placed()
         r = shop.api.request(
@@ -669,3 +678,25 @@ def test_a_rejected_card_does_not_burn_the_idempotency_key(shop: Shop) -> None:
     fixed = shop.pay(order, headers=key)
     assert fixed.status_code == 200, fixed.text
     assert "idempotent-replayed" not in fixed.headers
+
+
+def test_card_data_never_reaches_the_logs(shop: Shop, caplog: pytest.LogCaptureFixture) -> None:
+    """Declined, invalid and malformed card payments: the number and CVC appear in no log."""
+    import logging
+
+    order = shop.placed()
+    with caplog.at_level(logging.DEBUG):
+        shop.pay(order, source={**CARD, "number": "4000000000000002", "cvc": "987"})
+        shop.pay(order, source={**CARD, "number": "4000000000000119", "cvc": "987"})
+        shop.pay(order, source={**CARD, "number": "4242424242424241", "cvc": "987"})
+        shop.pay(order, source={**CARD, "number": "4242-4242-4242", "cvc": "98x"})
+        assert shop.pay(order, source={**CARD, "cvc": "987"}).status_code == 200
+    standard = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+    logged = " ".join(
+        r.getMessage() + str({k: v for k, v in r.__dict__.items() if k not in standard})
+        for r in caplog.records
+    )  # messages and structured extras; not timestamps, where short digit runs occur by chance
+    assert "/payment" in logged  # the requests were logged
+    for secret in ("4000000000000002", "4000000000000119", "4242424242424241", "4242-4242",
+                   "4242424242424242", "987", "98x"):  # fmt: skip
+        assert secret not in logged

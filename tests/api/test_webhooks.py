@@ -284,6 +284,21 @@ class TestDelivery:
         assert item["attempts"][0]["error"] == "no complete answer within 0.3 s"
         assert item["status"] == "PENDING"
 
+    def test_redirects_are_not_followed(self, shop: Shop, hook: Receiver) -> None:
+        with receiver() as target:
+            created = subscribe(shop, hook.url, events=["order.statusChanged"])
+            hook.statuses = [307]
+            hook.location = target.url
+            order = shop.placed()
+            shop.api.request("DELETE", f"/orders/{order['id']}", shop.token)
+            deliver_now(shop.api.settings)
+            assert target.requests == []
+        (item,) = shop.api.request(
+            "GET", f"/webhooks/{created['id']}/deliveries", shop.token
+        ).json()["data"]
+        assert item["attempts"][0]["statusCode"] == 307
+        assert item["attempts"][0]["error"] == "endpoint answered 307"
+
 
 class TestCallbackExample:
     def test_201_then_the_signed_callback_arrives(self, shop: Shop, hook: Receiver) -> None:
