@@ -59,6 +59,18 @@ def _new_pet(settings: Settings, tenant: str) -> Pet:
     return pet
 
 
+def _guest_order(
+    settings: Settings,
+) -> tuple[orders.OrderView, orders.OrderAccess, payments.PaymentInput]:
+    """A guest's PLACED order for a new 80.00 USD pet in a fresh tenant, and a card that pays it."""
+    tenant = str(uuid.uuid4())
+    pet = _new_pet(settings, tenant)
+    placed = run_db(settings, lambda db: orders.create_order(db, anonymous(tenant), pet.id))
+    access = orders.OrderAccess(anonymous(tenant), placed.guest_token)
+    card = Card(number="4242424242424242", cvc="123", exp_month=12, exp_year=2030)
+    return placed, access, payments.PaymentInput(Decimal("80.00"), "USD", card)
+
+
 def test_twenty_concurrent_orders_one_wins(settings: Settings) -> None:
     tenant = str(uuid.uuid4())
     pet = _new_pet(settings, tenant)
@@ -79,12 +91,7 @@ def test_twenty_concurrent_orders_one_wins(settings: Settings) -> None:
 
 
 def test_twenty_concurrent_payments_charge_once(settings: Settings) -> None:
-    tenant = str(uuid.uuid4())
-    pet = _new_pet(settings, tenant)
-    placed = run_db(settings, lambda db: orders.create_order(db, anonymous(tenant), pet.id))
-    access = orders.OrderAccess(anonymous(tenant), placed.guest_token)
-    card = Card(number="4242424242424242", cvc="123", exp_month=12, exp_year=2030)
-    payment = payments.PaymentInput(Decimal("80.00"), "USD", card)
+    placed, access, payment = _guest_order(settings)
 
     class Processor(TestProcessor):
         """The built-in test processor, slowed down (a wider race window) and counting."""
@@ -111,12 +118,7 @@ def test_an_interrupted_payment_is_settled_by_reconciliation(settings: Settings)
     locked (PROCESSING), a retry is refused, and the reconciliation job settles it once."""
     from services.processor import ProcessorUnavailable
 
-    tenant = str(uuid.uuid4())
-    pet = _new_pet(settings, tenant)
-    placed = run_db(settings, lambda db: orders.create_order(db, anonymous(tenant), pet.id))
-    access = orders.OrderAccess(anonymous(tenant), placed.guest_token)
-    card = Card(number="4242424242424242", cvc="123", exp_month=12, exp_year=2030)
-    payment = payments.PaymentInput(Decimal("80.00"), "USD", card)
+    placed, access, payment = _guest_order(settings)
 
     class Crashing(TestProcessor):
         async def charge(self, request: ChargeRequest) -> ChargeResult:
@@ -150,12 +152,7 @@ def test_a_refund_owed_during_an_outage_is_paid_by_the_housekeeping_job(
 ) -> None:
     from services.processor import ProcessorUnavailable, RefundRequest
 
-    tenant = str(uuid.uuid4())
-    pet = _new_pet(settings, tenant)
-    placed = run_db(settings, lambda db: orders.create_order(db, anonymous(tenant), pet.id))
-    access = orders.OrderAccess(anonymous(tenant), placed.guest_token)
-    card = Card(number="4242424242424242", cvc="123", exp_month=12, exp_year=2030)
-    payment = payments.PaymentInput(Decimal("80.00"), "USD", card)
+    placed, access, payment = _guest_order(settings)
 
     class RefundsDown(TestProcessor):
         async def refund(self, request: RefundRequest) -> str:
