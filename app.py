@@ -23,7 +23,6 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
 
-from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
@@ -34,12 +33,18 @@ from infra.webhooks import HttpSender
 from logconfig import configure_logging
 from models.base import SHARED_POOL
 from models.database import Database
-from services import delivery, idempotency, orders, payments
+from services.accounts.roles import RoleLookup
+from services.accounts.users import UserService, ensure_admin
+from services.catalogue.inventory import InventoryService
+from services.catalogue.pets import PetService
 from services.chat import ChatService, KnowledgeBase
-from services.images import ImageService
-from services.imaging import ImageLimits
-from services.throttle import FailureThrottle
-from services.users import ensure_admin
+from services.media.images import ImageService
+from services.media.imaging import ImageLimits
+from services.orders.service import OrderService
+from services.shared import idempotency
+from services.shared.throttle import FailureThrottle
+from services.webhooks import delivery
+from services.webhooks.subscriptions import WebhookService
 from settings import ROOT, Settings
 from web.container import Container
 from web.middleware import (
@@ -100,11 +105,7 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
 async def _housekeeping(container: Container) -> None:
     """Settle payments an interrupted request left PROCESSING; refund voided payments still
     owed; cancel unpaid orders past their hold; forget idempotency keys older than 24 h."""
-    public = container.settings.public_url
-    receipt_base = f"{public}/v1" if public else "/v1"
-    await payments.reconcile_stale(container.db, container.processor, receipt_base)
-    await payments.refund_owed(container.db, container.processor)
-    await orders.expire_overdue(container.db)
+    await container.orders.housekeeping()
     await idempotency.purge_expired(container.db)
 
 
@@ -138,25 +139,39 @@ def build_container(settings: Settings) -> Container:
         upstream_model=settings.chat_upstream_model,
         pace_seconds=settings.chat_pace_ms / 1000,
     )
+    roles = RoleLookup(db, settings.role_cache_seconds)
+    processor = TestProcessor()
+    images = ImageService(
+        db,
+        media_store(settings),
+        ImageLimits(max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels),
+        settings.image_decode_slots,
+    )
     return Container(
         settings=settings,
         db=db,
         tokens=TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds),
         counters=counters,
-        login_throttle=FailureThrottle(
-            counters, settings.login_max_failures, settings.login_window_seconds
-        ),
-        roles=RoleLookup(db, settings.role_cache_seconds),
-        processor=TestProcessor(),
+        roles=roles,
+        processor=processor,
         sender=HttpSender(),
+        pets=PetService(db, files=images),
+        inventory=InventoryService(db),
+        orders=OrderService(
+            db,
+            processor,
+            settings.order_hold,
+            f"{settings.public_url}/v1" if settings.public_url else "/v1",
+        ),
+        users=UserService(
+            db,
+            FailureThrottle(counters, settings.login_max_failures, settings.login_window_seconds),
+            roles,
+        ),
+        webhooks=WebhookService(db, allow_loopback=settings.webhook_allow_loopback),
         chat=chat,
         upstream=upstream,
-        images=ImageService(
-            db,
-            media_store(settings),
-            ImageLimits(max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels),
-            settings.image_decode_slots,
-        ),
+        images=images,
     )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from models import Pet
 from models.base import SHARED_POOL
 from models.database import Database
-from services.pets import PetData
+from services.catalogue.pets import PetData
 from settings import ROOT, Settings
 
 DEMO_PETS = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.principal import ROLE_SCOPES
+from services.shared.principal import ROLE_SCOPES
 
 
 async def token_info(token: str, request: Any = None) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 
-from services.principal import ROLE_SCOPES, Principal
+from services.shared.principal import ROLE_SCOPES, Principal
 
 ALGORITHM = "HS256"
 AUDIENCE = "petstore-api"

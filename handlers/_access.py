@@ -7,9 +7,9 @@ from connexion import request
 
 from auth.security import token_info
 from handlers._context import principal
-from services import orders as service
-from services.errors import AuthenticationFailed, Forbidden
-from services.principal import Principal
+from services.orders import orders as service
+from services.shared.errors import AuthenticationFailed, Forbidden
+from services.shared.principal import Principal
 
 
 async def caller() -> Principal:

@@ -10,8 +10,8 @@ from connexion.context import context
 from starlette.responses import Response
 
 from auth.tokens import principal_from_claims
-from services.errors import Forbidden
-from services.principal import Principal, anonymous
+from services.shared.errors import Forbidden
+from services.shared.principal import Principal, anonymous
 from web.container import SCOPE_KEY, Container
 
 JSON = "application/json"

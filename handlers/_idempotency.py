@@ -21,9 +21,9 @@ from starlette.responses import Response
 
 from handlers._context import container
 from handlers.problems import domain_problem
-from services import idempotency as keys
-from services.errors import DomainError, InvalidInput
-from services.principal import Principal
+from services.shared import idempotency as keys
+from services.shared.errors import DomainError, InvalidInput
+from services.shared.principal import Principal
 
 STORED_HEADERS = ("location", "etag", "content-type")
 

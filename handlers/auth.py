@@ -7,8 +7,7 @@ from typing import Any
 from connexion import request
 from starlette.responses import Response
 
-from handlers._context import container, header_tenant, json_response
-from services import users as service
+from handlers._context import container, json_response, principal
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -16,9 +15,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 async def create_auth_token(body: dict[str, Any]) -> Response:
     c = container()
     client = (request.scope.get("client") or ("unknown",))[0]
-    user = await service.authenticate(
-        c.db, header_tenant(), body["username"], body["password"], c.login_throttle, client
-    )
+    user = await c.users.authenticate(principal(), body["username"], body["password"], client)
     issued = c.tokens.issue(user.id, user.role, user.tenant_id)
     return json_response(
         {

@@ -19,7 +19,7 @@ from schemas.chat import (
     sse,
 )
 from services.chat import Answer, ChatMessage, ChatRequest
-from services.errors import DomainError, UpstreamTimeout
+from services.shared.errors import DomainError, UpstreamTimeout
 
 log = logging.getLogger("petstore.chat")
 EVENT_STREAM = "text/event-stream"

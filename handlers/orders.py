@@ -12,9 +12,8 @@ from handlers._access import caller, order_access
 from handlers._context import api_base, container, json_response, no_content, principal
 from handlers._idempotency import idempotent
 from schemas.orders import dump_order, dump_payment
-from services import orders as service
-from services import payments
-from services.payment_sources import BankAccount, Card, PaymentSource
+from services.orders import payments
+from services.orders.payment_sources import BankAccount, Card, PaymentSource
 
 _ADDRESS = ("addressLine1", "addressLine2", "addressCity", "addressState", "addressCountry",
             "addressPostCode")  # fmt: skip
@@ -24,9 +23,7 @@ async def create_order(body: dict[str, Any]) -> Response:
     who = await caller()
 
     async def produce() -> Response:
-        view = await service.create_order(
-            container().db, who, uuid.UUID(str(body["petId"])), container().settings.order_hold
-        )
+        view = await container().orders.create(who, uuid.UUID(str(body["petId"])))
         location = f"{api_base()}/orders/{view.order.id}"
         return json_response(dump_order(view, api_base()), 201, {"Location": location})
 
@@ -34,22 +31,17 @@ async def create_order(body: dict[str, Any]) -> Response:
 
 
 async def get_order(id: uuid.UUID) -> Response:  # noqa: A002 - the spec names it id
-    view = await service.get_order(container().db, await order_access(), uuid.UUID(str(id)))
+    view = await container().orders.get(await order_access(), uuid.UUID(str(id)))
     return json_response(dump_order(view, api_base()))
 
 
 async def cancel_order(id: uuid.UUID) -> Response:  # noqa: A002
-    access = await order_access()
-    await payments.cancel_and_refund(
-        container().db, container().processor, access, uuid.UUID(str(id))
-    )
+    await container().orders.cancel(await order_access(), uuid.UUID(str(id)))
     return no_content()
 
 
 async def update_order_status(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
-    view = await payments.advance_and_refund(
-        container().db, container().processor, principal(), uuid.UUID(str(id)), body["status"]
-    )
+    view = await container().orders.advance(principal(), uuid.UUID(str(id)), body["status"])
     return json_response(dump_order(view, api_base()))
 
 
@@ -81,9 +73,7 @@ async def pay_order(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A
     )
 
     async def produce() -> Response:
-        paid = await payments.pay_order(
-            container().db, container().processor, access, order_id, payment, api_base()
-        )
+        paid = await container().orders.pay(access, order_id, payment, api_base())
         return json_response(dump_payment(paid.payment, api_base()))
 
     return await idempotent(

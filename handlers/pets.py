@@ -13,13 +13,12 @@ from starlette.responses import Response
 from handlers._context import (
     api_base,
     container,
-    header_tenant,
     json_response,
     no_content,
     principal,
 )
 from schemas.pets import dump_collection, dump_pet, etag
-from services import pets as service
+from services.catalogue import pets as service
 from web.validators import FORM_SCOPE_KEY
 
 _FIELDS = {
@@ -102,25 +101,25 @@ def _flatten_search(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_pets(**params: Any) -> Response:
-    page = await service.list_pets(container().db, header_tenant(), _pet_query(params))
+    page = await container().pets.list(principal(), _pet_query(params))
     return json_response(dump_collection(page, api_base(), "/pets", params))
 
 
 async def search_pets(body: dict[str, Any]) -> Response:
     """Its links are the equivalent GET /v1/pets queries (same criteria, other pages)."""
     params = _flatten_search(body)
-    page = await service.list_pets(container().db, header_tenant(), _pet_query(params))
+    page = await container().pets.list(principal(), _pet_query(params))
     return json_response(dump_collection(page, api_base(), "/pets", params))
 
 
 async def create_pet(body: dict[str, Any]) -> Response:
-    pet = await service.create_pet(container().db, principal(), _pet_data(body))
+    pet = await container().pets.create(principal(), _pet_data(body))
     location = f"{api_base()}/pets/{pet.id}"
     return json_response(dump_pet(pet, api_base()), 201, {"Location": location, "ETag": etag(pet)})
 
 
 async def get_pet(id: uuid.UUID) -> Response:  # noqa: A002 - the spec names it id
-    pet = await service.get_pet(container().db, header_tenant(), uuid.UUID(str(id)))
+    pet = await container().pets.get(principal(), uuid.UUID(str(id)))
     return json_response(dump_pet(pet, api_base()), headers={"ETag": etag(pet)})
 
 
@@ -140,15 +139,14 @@ def _if_match_versions(pet_id: uuid.UUID) -> frozenset[int] | None:
 
 async def update_pet(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
     pet_id = uuid.UUID(str(id))
-    pet = await service.replace_pet(
-        container().db, principal(), pet_id, _pet_data(body), _if_match_versions(pet_id)
+    pet = await container().pets.replace(
+        principal(), pet_id, _pet_data(body), _if_match_versions(pet_id)
     )
     return json_response(dump_pet(pet, api_base()), headers={"ETag": etag(pet)})
 
 
 async def delete_pet(id: uuid.UUID) -> Response:  # noqa: A002
-    app = container()
-    await service.delete_pet(app.db, principal(), uuid.UUID(str(id)), app.images.media)
+    await container().pets.delete(principal(), uuid.UUID(str(id)))
     return no_content()
 
 
@@ -181,16 +179,15 @@ async def get_pet_image(id: uuid.UUID, imageName: str) -> Response:  # noqa: A00
     tags = request.headers.get("if-none-match")
     if tags:
         found = await images.open(pet_id, imageName, body=False)
-        if found.etag in {t.strip().removeprefix("W/") for t in tags.split(",")} or tags == "*":
-            return Response(
-                status_code=304, headers={"ETag": found.etag, "Cache-Control": _IMAGE_CACHE}
-            )
+        tag = f'"{found.digest}"'
+        if tag in {t.strip().removeprefix("W/") for t in tags.split(",")} or tags == "*":
+            return Response(status_code=304, headers={"ETag": tag, "Cache-Control": _IMAGE_CACHE})
     image = await images.open(pet_id, imageName)
     return Response(
         image.data,
         media_type=image.content_type,
         headers={
-            "ETag": image.etag,
+            "ETag": f'"{image.digest}"',
             "Cache-Control": _IMAGE_CACHE,
             "X-Content-Type-Options": "nosniff",
         },

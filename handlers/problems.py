@@ -18,7 +18,7 @@ from connexion.lifecycle import ConnexionRequest
 from connexion.lifecycle import ConnexionResponse as Response
 from starlette.exceptions import HTTPException
 
-from services.errors import (
+from services.shared.errors import (
     AuthenticationFailed,
     Conflict,
     DomainError,

@@ -10,46 +10,41 @@ from starlette.responses import Response
 from handlers._access import order_access
 from handlers._context import api_base, container, json_response, no_content, principal
 from schemas.webhooks import dump_deliveries, dump_delivery, dump_subscription, dump_subscriptions
-from services import webhooks as service
-
-
-def _loopback_ok() -> bool:
-    return container().settings.webhook_allow_loopback
+from services.webhooks import subscriptions as service
 
 
 async def create_webhook(body: dict[str, Any]) -> Response:
-    created = await service.create_subscription(
-        container().db, principal(), body["url"], body["events"], body.get("description"),
-        allow_loopback=_loopback_ok(),
-    )  # fmt: skip
+    created = await container().webhooks.create(
+        principal(), body["url"], body["events"], body.get("description")
+    )
     data = dump_subscription(created.subscription, api_base(), created.secret)
     return json_response(data, 201, {"Location": data["links"]["self"]})
 
 
 async def list_webhooks(page: int = 1, limit: int = 20) -> Response:
-    found = await service.list_subscriptions(container().db, principal(), page, limit)
+    found = await container().webhooks.list(principal(), page, limit)
     return json_response(dump_subscriptions(found, api_base(), {}))
 
 
 async def get_webhook(id: uuid.UUID) -> Response:  # noqa: A002 - the spec names it id
-    found = await service.get_subscription(container().db, principal(), uuid.UUID(str(id)))
+    found = await container().webhooks.get(principal(), uuid.UUID(str(id)))
     return json_response(dump_subscription(found, api_base()))
 
 
 async def delete_webhook(id: uuid.UUID) -> Response:  # noqa: A002
-    await service.delete_subscription(container().db, principal(), uuid.UUID(str(id)))
+    await container().webhooks.delete(principal(), uuid.UUID(str(id)))
     return no_content()
 
 
 async def list_webhook_deliveries(id: uuid.UUID, page: int = 1, limit: int = 20) -> Response:  # noqa: A002
     sub_id = uuid.UUID(str(id))
-    found = await service.list_deliveries(container().db, principal(), sub_id, page, limit)
+    found = await container().webhooks.deliveries(principal(), sub_id, page, limit)
     return json_response(dump_deliveries(found, api_base(), f"/webhooks/{sub_id}/deliveries", {}))
 
 
 async def redeliver_webhook(id: uuid.UUID, deliveryId: uuid.UUID) -> Response:  # noqa: A002, N803
-    view = await service.redeliver(
-        container().db, principal(), uuid.UUID(str(id)), uuid.UUID(str(deliveryId))
+    view = await container().webhooks.redeliver(
+        principal(), uuid.UUID(str(id)), uuid.UUID(str(deliveryId))
     )
     return json_response(dump_delivery(view), 202)
 
@@ -58,13 +53,7 @@ async def callback_example(id: uuid.UUID, body: dict[str, Any]) -> Response:  # 
     request = service.CallbackRequest(
         body["callbackUrl"], body["amount"], body["currency"], body["timestamp"]
     )
-    queued = await service.enqueue_order_callback(
-        container().db,
-        await order_access(),
-        uuid.UUID(str(id)),
-        request,
-        allow_loopback=_loopback_ok(),
-    )
+    queued = await container().webhooks.callback(await order_access(), uuid.UUID(str(id)), request)
     return json_response(
         {"message": "Callback enqueued", "callbackId": str(queued.delivery_id),
          "secret": queued.secret},

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from services.errors import UpstreamFailed, UpstreamTimeout
+from services.shared.errors import UpstreamFailed, UpstreamTimeout
 
 log = logging.getLogger("petstore.upstream")
 

@@ -1,4 +1,4 @@
-"""Image storage adapters (services.media.MediaStore): a local directory, or an S3-compatible
+"""Image storage adapters (services.media.store.MediaStore): a local directory, or an S3-compatible
 bucket so that several servers share one set of images. Blocking; called from worker threads."""
 
 from __future__ import annotations

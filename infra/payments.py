@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from services.processor import (
+from services.orders.processor import (
     ChargeRequest,
     ChargeResult,
     ProcessorUnavailable,

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from services.delivery import DeliveryFailed
+from services.webhooks.delivery import DeliveryFailed
 
 
 class HttpSender:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from services.pagination import Page
+from services.shared.pagination import Page
 
 
 def timestamp(value: datetime) -> str:

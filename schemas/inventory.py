@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.common import collection_links, page_meta
-from services.inventory import Counts, Inventory
-from services.pagination import Page
+from services.catalogue.inventory import Counts, Inventory
+from services.shared.pagination import Page
 
 
 def dump_counts(counts: Counts) -> dict[str, int]:

@@ -6,8 +6,8 @@ from typing import Any
 
 from models import Order, Payment
 from schemas.common import timestamp
-from services.events import order_snapshot
-from services.orders import PLACED, OrderView
+from services.orders.orders import PLACED, OrderView
+from services.shared.events import order_snapshot
 
 
 def dump_receipt(payment: Payment, api_base: str) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from models import Pet
 from schemas.common import collection_links, page_meta, put_optional, timestamp
-from services.pagination import Page
+from services.shared.pagination import Page
 
 
 def dump_pet(pet: Pet, api_base: str) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from typing import Any
 
 from models import WebhookAttempt, WebhookSubscription
 from schemas.common import collection_links, page_meta, put_optional, timestamp
-from services.pagination import Page
-from services.webhooks import DeliveryView
+from services.shared.pagination import Page
+from services.webhooks.subscriptions import DeliveryView
 
 
 def dump_subscription(

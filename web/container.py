@@ -1,19 +1,23 @@
-"""Everything a request needs, built once per app by ``app.create_app`` and put in the ASGI
-scope (``scope["petstore"]``) so handlers and the token-info function can reach it."""
+"""Everything a request needs, built once per app by ``app.build_container`` and put in the ASGI
+scope (``scope["petstore"]``) so every adapter and the token-info function can reach it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from auth.accounts import RoleLookup
 from auth.tokens import TokenService
 from models.database import Database
+from services.accounts.roles import RoleLookup
+from services.accounts.users import UserService
+from services.catalogue.inventory import InventoryService
+from services.catalogue.pets import PetService
 from services.chat import ChatService
-from services.delivery import Sender
-from services.images import ImageService
-from services.processor import PaymentProcessor
-from services.throttle import FailureThrottle
+from services.media.images import ImageService
+from services.orders.processor import PaymentProcessor
+from services.orders.service import OrderService
+from services.webhooks.delivery import Sender
+from services.webhooks.subscriptions import WebhookService
 from settings import Settings
 
 SCOPE_KEY = "petstore"
@@ -25,10 +29,14 @@ class Container:
     db: Database
     tokens: TokenService
     counters: Any
-    login_throttle: FailureThrottle
     roles: RoleLookup
     processor: PaymentProcessor
     sender: Sender
+    pets: PetService
+    inventory: InventoryService
+    orders: OrderService
+    users: UserService
+    webhooks: WebhookService
     chat: ChatService
     images: ImageService
     upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured

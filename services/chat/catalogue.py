@@ -1,4 +1,4 @@
-"""Live catalogue facts for the answer: the caller's tenant's pets, through services.pets.
+"""Live catalogue facts for the answer: the caller's tenant's pets, through services.catalogue.pets.
 
 Only questions about adopting or finding a pet touch the database; the filters come from plain
 words in the question (species, "good with kids", "other pets", size, young/senior)."""
@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from models.database import Database
-from services import pets
+from services.catalogue import pets
 from services.chat.knowledge import species_in
 
 MAX_PETS = 5

@@ -24,8 +24,8 @@ from services.chat import catalogue, safety
 from services.chat.bm25 import tokenize
 from services.chat.catalogue import CatalogueFacts
 from services.chat.knowledge import Hit, KnowledgeBase
-from services.errors import PayloadTooLarge, UpstreamFailed, UpstreamTimeout
-from services.principal import Principal
+from services.shared.errors import PayloadTooLarge, UpstreamFailed, UpstreamTimeout
+from services.shared.principal import Principal
 
 log = logging.getLogger("petstore.chat")
 

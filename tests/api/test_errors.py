@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services import pets as pet_service
+from services.catalogue import pets as pet_service
 from tests.conftest import PET, Api, problem
 
 

@@ -584,7 +584,7 @@ class TestIdempotencyKeys:
         assert r.status_code == 201, r.text
 
     def test_the_housekeeping_job_purges_expired_keys(self, shop: Shop) -> None:
-        from services import idempotency
+        from services.shared import idempotency
 
         key = "purge-" + uuid.uuid4().hex
         shop.order(shop.pet()["id"], shop.token, headers={"Idempotency-Key": key})

@@ -16,7 +16,7 @@ import yaml
 from app import delivery_policy
 from infra.webhooks import HttpSender
 from models.database import Database
-from services import delivery
+from services.webhooks import delivery
 from settings import ROOT, Settings
 from tests.api.test_orders import Shop
 from tests.conftest import Api, run_db
@@ -349,7 +349,7 @@ def test_expiring_holds_across_tenants_notifies_only_each_tenant(
 
     from models import Order
     from models.base import utcnow
-    from services import orders
+    from services.orders import orders
 
     a, b = (
         Shop(Api(client, settings, str(uuid.uuid4()))),

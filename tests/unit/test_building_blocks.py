@@ -79,7 +79,7 @@ def test_password_hashing_is_bounded_per_process(monkeypatch: pytest.MonkeyPatch
     import threading
     import time as _time
 
-    from services import passwords
+    from services.accounts import passwords
 
     running, peak, lock = 0, 0, threading.Lock()
 

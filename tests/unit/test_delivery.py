@@ -13,8 +13,8 @@ import pytest
 from models import WebhookDelivery, WebhookEvent
 from models.base import utcnow, uuid7
 from models.database import Database
-from services import delivery, url_guard
-from services.errors import InvalidInput
+from services.shared.errors import InvalidInput
+from services.webhooks import delivery, url_guard
 from settings import Settings
 from tests.conftest import run_db
 

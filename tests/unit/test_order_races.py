@@ -16,11 +16,13 @@ from sqlalchemy import select
 from infra.payments import TestProcessor
 from models import Order, Pet
 from models.database import Database
-from services import orders, payments, pets
-from services.errors import Conflict
-from services.payment_sources import Card
-from services.principal import ROLE_SCOPES, Principal, anonymous
-from services.processor import ChargeRequest, ChargeResult
+from services.catalogue import pets
+from services.orders import orders, payments
+from services.orders.payment_sources import Card
+from services.orders.processor import ChargeRequest, ChargeResult
+from services.orders.service import OrderService
+from services.shared.errors import Conflict
+from services.shared.principal import ROLE_SCOPES, Principal, anonymous
 from settings import Settings
 from tests.conftest import run_db
 
@@ -116,7 +118,7 @@ def test_twenty_concurrent_payments_charge_once(settings: Settings) -> None:
 def test_an_interrupted_payment_is_settled_by_reconciliation(settings: Settings) -> None:
     """The processor took the charge but the request died before recording it: the order is
     locked (PROCESSING), a retry is refused, and the reconciliation job settles it once."""
-    from services.processor import ProcessorUnavailable
+    from services.orders.processor import ProcessorUnavailable
 
     placed, access, payment = _guest_order(settings)
 
@@ -150,7 +152,7 @@ def test_an_interrupted_payment_is_settled_by_reconciliation(settings: Settings)
 def test_a_refund_owed_during_an_outage_is_paid_by_the_housekeeping_job(
     settings: Settings,
 ) -> None:
-    from services.processor import ProcessorUnavailable, RefundRequest
+    from services.orders.processor import ProcessorUnavailable, RefundRequest
 
     placed, access, payment = _guest_order(settings)
 
@@ -167,7 +169,7 @@ def test_a_refund_owed_during_an_outage_is_paid_by_the_housekeeping_job(
 
     async def scenario(db: Database) -> None:
         paid = await payments.pay_order(db, TestProcessor(), access, placed.order.id, payment)
-        await payments.cancel_and_refund(db, RefundsDown(), access, placed.order.id)
+        await OrderService(db, RefundsDown()).cancel(access, placed.order.id)
         view = await orders.get_order(db, access, placed.order.id)
         assert view.order.status == "CANCELLED"
         assert view.payment is not None

@@ -13,8 +13,9 @@ from infra.counters import MemoryCounterStore
 from models import Pet
 from models.database import Database
 from models.tenancy import TenantMissingError
-from services import pets, users
-from services.errors import (
+from services.accounts import users
+from services.catalogue import pets
+from services.shared.errors import (
     AuthenticationFailed,
     Conflict,
     Forbidden,
@@ -23,8 +24,8 @@ from services.errors import (
     PreconditionFailed,
     TooManyAttempts,
 )
-from services.principal import ROLE_SCOPES, Principal
-from services.throttle import FailureThrottle
+from services.shared.principal import ROLE_SCOPES, Principal
+from services.shared.throttle import FailureThrottle
 from settings import Settings
 from tests.conftest import run_db
 

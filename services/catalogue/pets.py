@@ -8,16 +8,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-import anyio
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
 from models import ACTIVE_ORDER_STATUSES, Order, Pet
 from models.base import utcnow
 from models.database import Database
-from services.errors import (
+from services.shared.errors import (
     Conflict,
     FieldError,
     Forbidden,
@@ -25,9 +24,8 @@ from services.errors import (
     NotFound,
     PreconditionFailed,
 )
-from services.media import MediaStore, pet_prefix
-from services.pagination import MAX_PAGE_SIZE, Page
-from services.principal import Principal
+from services.shared.pagination import MAX_PAGE_SIZE, Page
+from services.shared.principal import Principal
 
 SORT_COLUMNS = {
     "name": Pet.name,
@@ -78,7 +76,7 @@ class PetQuery:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _require_writer(principal: Principal) -> None:
+def require_writer(principal: Principal) -> None:
     if "write:pets" not in principal.scopes:
         raise Forbidden("Managing pets requires the write:pets scope (shelter staff).")
 
@@ -150,7 +148,7 @@ def _has_active_order(session: Session, pet_id: uuid.UUID) -> bool:
     return bool(session.scalar(select(active)))
 
 
-def _load(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
+def load_pet(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
     pet = session.get(Pet, pet_id, with_for_update=lock)
     if pet is None:
         raise NotFound("pet", pet_id)
@@ -159,7 +157,7 @@ def _load(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
 
 async def get_pet(db: Database, tenant: str, pet_id: uuid.UUID) -> Pet:
     """Raises NotFound."""
-    return await db.run(tenant, lambda session: _load(session, pet_id))
+    return await db.run(tenant, lambda session: load_pet(session, pet_id))
 
 
 def _apply(pet: Pet, data: PetData) -> None:
@@ -181,7 +179,7 @@ def _apply(pet: Pet, data: PetData) -> None:
 
 async def create_pet(db: Database, principal: Principal, data: PetData) -> Pet:
     """Raises Forbidden without write:pets."""
-    _require_writer(principal)
+    require_writer(principal)
     pet = Pet(photos=[], version=1)
     _apply(pet, data)
     now = utcnow()
@@ -199,10 +197,10 @@ async def replace_pet(
 ) -> Pet:
     """Full replacement of the writable fields. ``if_match`` is the set of versions the caller
     accepts (None: unconditional). Raises Forbidden, NotFound, PreconditionFailed."""
-    _require_writer(principal)
+    require_writer(principal)
 
     def work(session: Session) -> Pet:
-        pet = _load(session, pet_id, lock=True)
+        pet = load_pet(session, pet_id, lock=True)
         if if_match is not None and pet.version not in if_match:
             raise PreconditionFailed(
                 "The pet was changed since you read it; fetch it again and retry with its ETag."
@@ -222,16 +220,22 @@ async def replace_pet(
     return await db.run(principal.tenant, work, write=True)
 
 
+class PetFiles(Protocol):
+    """Where a pet's files live (implemented by services.media.images.ImageService)."""
+
+    async def delete_pet_files(self, pet_id: uuid.UUID) -> None: ...
+
+
 async def delete_pet(
-    db: Database, principal: Principal, pet_id: uuid.UUID, media: MediaStore | None = None
+    db: Database, principal: Principal, pet_id: uuid.UUID, files: PetFiles | None = None
 ) -> None:
-    """Raises Forbidden, NotFound, Conflict (the pet has orders). With ``media``, the pet's
+    """Raises Forbidden, NotFound, Conflict (the pet has orders). With ``files``, the pet's
     image files go too (after the commit: a crash in between leaves unreachable files, never a
     pet without its images)."""
-    _require_writer(principal)
+    require_writer(principal)
 
     def work(session: Session) -> None:
-        pet = _load(session, pet_id)
+        pet = load_pet(session, pet_id)
         if session.scalar(select(exists().where(Order.pet_id == pet_id))):
             raise Conflict(
                 "The pet has orders and is kept for their history; "
@@ -242,5 +246,34 @@ async def delete_pet(
         session.delete(pet)
 
     await db.run(principal.tenant, work, write=True)
-    if media is not None:
-        await anyio.to_thread.run_sync(media.delete_prefix, pet_prefix(pet_id))
+    if files is not None:
+        await files.delete_pet_files(pet_id)
+
+
+class PetService:
+    """The catalogue's use cases, built once with their dependencies (app.build_container)."""
+
+    def __init__(self, db: Database, files: PetFiles | None = None) -> None:
+        self.db = db
+        self.files = files
+
+    async def list(self, principal: Principal, query: PetQuery) -> Page[Pet]:
+        return await list_pets(self.db, principal.tenant, query)
+
+    async def get(self, principal: Principal, pet_id: uuid.UUID) -> Pet:
+        return await get_pet(self.db, principal.tenant, pet_id)
+
+    async def create(self, principal: Principal, data: PetData) -> Pet:
+        return await create_pet(self.db, principal, data)
+
+    async def replace(
+        self,
+        principal: Principal,
+        pet_id: uuid.UUID,
+        data: PetData,
+        if_match: frozenset[int] | None = None,
+    ) -> Pet:
+        return await replace_pet(self.db, principal, pet_id, data, if_match)
+
+    async def delete(self, principal: Principal, pet_id: uuid.UUID) -> None:
+        await delete_pet(self.db, principal, pet_id, self.files)

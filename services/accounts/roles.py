@@ -7,8 +7,10 @@ from __future__ import annotations
 import time
 import uuid
 
+from sqlalchemy import select
+
+from models import User
 from models.database import Database
-from services.users import current_role
 
 
 class RoleLookup:
@@ -24,7 +26,9 @@ class RoleLookup:
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
-        role = await current_role(self._db, tenant, subject)
+        role: str | None = await self._db.run(
+            tenant, lambda s: s.scalar(select(User.role).where(User.id == subject))
+        )
         if self._ttl > 0:
             if len(self._cache) > 50_000:
                 self._cache.clear()

@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 from models import Order, Payment, Pet
 from models.base import utcnow
 from models.database import Database
-from services import events
-from services.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from services.principal import Principal
+from services.shared import events
+from services.shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from services.shared.principal import Principal
 
 PLACED, APPROVED, SHIPPED, DELIVERED, CANCELLED = (
     "PLACED",

@@ -30,7 +30,7 @@ from typing import IO
 
 from PIL import Image, ImageCms, ImageOps
 
-from services.errors import (
+from services.shared.errors import (
     ImageMissing,
     ImageRejected,
     ImageTooLarge,

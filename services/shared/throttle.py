@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from services.errors import TooManyAttempts
+from services.shared.errors import TooManyAttempts
 
 
 class CounterStore(Protocol):

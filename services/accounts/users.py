@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 from models import User
 from models.base import utcnow
 from models.database import Database
-from services.errors import AuthenticationFailed, Conflict, NotFound
-from services.passwords import hash_password, verify_password
-from services.principal import Principal
-from services.throttle import FailureThrottle
+from services.accounts.passwords import hash_password, verify_password
+from services.accounts.roles import RoleLookup
+from services.shared.errors import AuthenticationFailed, Conflict, NotFound
+from services.shared.principal import Principal
+from services.shared.throttle import FailureThrottle
 
 CLIENT_FACTOR = 10
 """One client address may fail ten times as often as one username (shared NATs, kiosks)."""
@@ -132,14 +133,6 @@ async def delete_user(db: Database, principal: Principal, user_id: uuid.UUID) ->
     await db.run(principal.tenant, work, write=True)
 
 
-async def current_role(db: Database, tenant: str, user_id: uuid.UUID) -> str | None:
-    """The account's role, or None if it does not exist (any more)."""
-    role: str | None = await db.run(
-        tenant, lambda s: s.scalar(select(User.role).where(User.id == user_id))
-    )
-    return role
-
-
 async def authenticate(
     db: Database,
     tenant: str,
@@ -194,3 +187,36 @@ async def ensure_admin(
         return user
 
     return await db.run(tenant, work, write=True)
+
+
+class UserService:
+    """Account use cases, built once with the login throttle and the role cache."""
+
+    def __init__(self, db: Database, throttle: FailureThrottle, roles: RoleLookup) -> None:
+        self.db = db
+        self.throttle = throttle
+        self.roles = roles
+
+    async def register(self, principal: Principal, data: NewUser) -> User:
+        """Create User: public; the account joins the caller's tenant."""
+        return await register(self.db, principal.tenant, data)
+
+    async def get(self, principal: Principal, user_id: uuid.UUID) -> User:
+        return await get_user(self.db, principal, user_id)
+
+    async def update(self, principal: Principal, user_id: uuid.UUID, data: UserData) -> User:
+        return await update_user(self.db, principal, user_id, data)
+
+    async def delete(self, principal: Principal, user_id: uuid.UUID) -> None:
+        """The account goes, and this process stops trusting its tokens at once (other
+        workers within the role cache's lifetime)."""
+        await delete_user(self.db, principal, user_id)
+        self.roles.forget(principal.tenant, user_id)
+
+    async def authenticate(
+        self, principal: Principal, username: str, password: str, client: str
+    ) -> User:
+        """Create Authentication Token's check, throttled per username and per client."""
+        return await authenticate(
+            self.db, principal.tenant, username, password, self.throttle, client
+        )

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from models import IdempotencyRecord
 from models.base import utcnow
 from models.database import Database
-from services.errors import Conflict, FieldError, InvalidInput
+from services.shared.errors import Conflict, FieldError, InvalidInput
 
 TTL = timedelta(hours=24)
 ABANDONED_AFTER = timedelta(minutes=2)

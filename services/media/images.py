@@ -24,12 +24,18 @@ from sqlalchemy.orm import Session
 from models import Pet
 from models.base import utcnow
 from models.database import Database
-from services.errors import Conflict, ImageMissing, NotFound
-from services.imaging import ImageLimits, ProcessedImage, process, read_limited
-from services.media import CONTENT_TYPES, IMAGE_NAME, MediaStore, image_key, photo_path
-from services.pets import _load as load_pet
-from services.pets import _require_writer as require_writer
-from services.principal import Principal
+from services.catalogue.pets import load_pet, require_writer
+from services.media.imaging import ImageLimits, ProcessedImage, process, read_limited
+from services.media.store import (
+    CONTENT_TYPES,
+    IMAGE_NAME,
+    MediaStore,
+    image_key,
+    pet_prefix,
+    photo_path,
+)
+from services.shared.errors import Conflict, ImageMissing, NotFound
+from services.shared.principal import Principal
 
 MAX_PHOTOS = 20
 
@@ -45,7 +51,7 @@ class StoredImage:
 class ImageFile:
     data: bytes | None  # None when only existence was asked for
     content_type: str
-    etag: str
+    digest: str  # the file's SHA-256 (and thumbnail size): a strong validator for caches
 
 
 class ImageService:
@@ -126,21 +132,25 @@ class ImageService:
             raise
         return StoredImage(image.name, path, added)
 
+    async def delete_pet_files(self, pet_id: uuid.UUID) -> None:
+        """Every file of a deleted pet (catalogue.pets.PetFiles)."""
+        await anyio.to_thread.run_sync(self.media.delete_prefix, pet_prefix(pet_id))
+
     async def open(self, pet_id: uuid.UUID, name: str, *, body: bool = True) -> ImageFile:
         """One stored image or thumbnail. Raises NotFound."""
         if not IMAGE_NAME.match(name):
             raise NotFound("image", name)
         key = image_key(pet_id, name)
-        etag = f'"{name.rsplit(".", 1)[0]}"'
+        digest = name.rsplit(".", 1)[0]
         content_type = CONTENT_TYPES[name.rsplit(".", 1)[1]]
         if not body:
             if not await anyio.to_thread.run_sync(self.media.exists, key):
                 raise NotFound("image", name)
-            return ImageFile(None, content_type, etag)
+            return ImageFile(None, content_type, digest)
         data = await anyio.to_thread.run_sync(self.media.get, key)
         if data is None:
             raise NotFound("image", name)
-        return ImageFile(data, content_type, etag)
+        return ImageFile(data, content_type, digest)
 
 
 def _check_room(pet: Pet) -> None:

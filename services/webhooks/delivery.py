@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 from models.base import utcnow
 from models.database import Database
-from services import url_guard
-from services.events import envelope
+from services.shared.events import envelope
+from services.webhooks import url_guard
 
 log = logging.getLogger("petstore.webhooks")
 

@@ -22,33 +22,29 @@ from sqlalchemy.orm import Session
 from models import Order, Payment
 from models.base import utcnow, uuid7
 from models.database import Database
-from services import events
-from services.errors import (
-    Conflict,
-    FieldError,
-    InvalidInput,
-    PaymentDeclined,
-    PaymentProcessorError,
-)
-from services.orders import (
+from services.orders.orders import (
     APPROVED,
     CANCELLED,
     PLACED,
     OrderAccess,
-    OrderView,
-    advance_order,
-    cancel_order,
     change_status,
     load_visible,
 )
-from services.payment_sources import PaymentSource
-from services.principal import Principal
-from services.processor import (
+from services.orders.payment_sources import PaymentSource
+from services.orders.processor import (
     ChargeRequest,
     ChargeResult,
     PaymentProcessor,
     ProcessorUnavailable,
     RefundRequest,
+)
+from services.shared import events
+from services.shared.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    PaymentDeclined,
+    PaymentProcessorError,
 )
 
 
@@ -304,24 +300,3 @@ async def refund_owed(
         )
         refunded += 1
     return refunded
-
-
-async def cancel_and_refund(
-    db: Database, processor: PaymentProcessor, access: OrderAccess, order_id: uuid.UUID
-) -> None:
-    """Cancel Order: the cancellation (orders.cancel_order), then the refund of a voided
-    payment right away; if the processor is down, the housekeeping job refunds it later."""
-    await cancel_order(db, access, order_id)
-    await refund_owed(db, processor, access.principal.tenant, order_id)
-
-
-async def advance_and_refund(
-    db: Database, processor: PaymentProcessor, principal: Principal, order_id: uuid.UUID,
-    status: str,
-) -> OrderView:  # fmt: skip
-    """Update Order Status (staff): the transition (orders.advance_order); when it cancels a
-    paid order, the voided payment is refunded right away (or later by the housekeeping job)."""
-    view = await advance_order(db, principal, order_id, status)
-    if view.order.status == CANCELLED:
-        await refund_owed(db, processor, principal.tenant, order_id)
-    return view

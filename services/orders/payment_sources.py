@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from services.errors import FieldError, InvalidInput
+from services.shared.errors import FieldError, InvalidInput
 
 CARD_BRANDS: tuple[tuple[str, tuple[tuple[int, int], ...], tuple[int, ...]], ...] = (
     # brand, inclusive prefix ranges (compared on as many leading digits), valid lengths

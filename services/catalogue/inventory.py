@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from models import Pet
 from models.database import Database
-from services.pagination import MAX_PAGE_SIZE, Page
+from services.shared.pagination import MAX_PAGE_SIZE, Page
+from services.shared.principal import Principal
 
 STATUSES = ("AVAILABLE", "PENDING", "ADOPTED", "NOT_AVAILABLE")
 SPECIES = ("DOG", "CAT", "RABBIT", "BIRD", "REPTILE", "OTHER")
@@ -60,3 +61,16 @@ async def list_inventories(
     page = max(page, 1)
     start = (page - 1) * limit
     return Page(items=rows[start : start + limit], total=len(rows), page=page, limit=limit)
+
+
+class InventoryService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, principal: Principal) -> Inventory:
+        return await get_inventory(self.db, principal.tenant)
+
+    async def by_species(
+        self, principal: Principal, page: int, limit: int
+    ) -> Page[tuple[str, Counts]]:
+        return await list_inventories(self.db, principal.tenant, page, limit)

@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 from models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 from models.base import utcnow, uuid7
 from models.database import Database
-from services import events, url_guard
-from services.errors import Conflict, NotFound
-from services.orders import OrderAccess, load_visible
-from services.pagination import MAX_PAGE_SIZE, Page
-from services.principal import Principal
+from services.orders.orders import OrderAccess, load_visible
+from services.shared import events
+from services.shared.errors import Conflict, NotFound
+from services.shared.pagination import MAX_PAGE_SIZE, Page
+from services.shared.principal import Principal
+from services.webhooks import url_guard
 
 MAX_SUBSCRIPTIONS_PER_USER = 20
 
@@ -240,3 +241,44 @@ async def enqueue_order_callback(
         return QueuedCallback(delivery.id, secret)
 
     return await db.run(access.principal.tenant, work, write=True)
+
+
+class WebhookService:
+    """Subscriptions, deliveries and order callbacks, built once with the outbound URL policy."""
+
+    def __init__(self, db: Database, *, allow_loopback: bool = False) -> None:
+        self.db = db
+        self.allow_loopback = allow_loopback
+
+    async def create(
+        self, principal: Principal, url: str, event_types: list[str], description: str | None
+    ) -> NewSubscription:
+        return await create_subscription(
+            self.db, principal, url, event_types, description, allow_loopback=self.allow_loopback
+        )
+
+    async def list(self, principal: Principal, page: int, limit: int) -> Page[WebhookSubscription]:
+        return await list_subscriptions(self.db, principal, page, limit)
+
+    async def get(self, principal: Principal, sub_id: uuid.UUID) -> WebhookSubscription:
+        return await get_subscription(self.db, principal, sub_id)
+
+    async def delete(self, principal: Principal, sub_id: uuid.UUID) -> None:
+        await delete_subscription(self.db, principal, sub_id)
+
+    async def deliveries(
+        self, principal: Principal, sub_id: uuid.UUID, page: int, limit: int
+    ) -> Page[DeliveryView]:
+        return await list_deliveries(self.db, principal, sub_id, page, limit)
+
+    async def redeliver(
+        self, principal: Principal, sub_id: uuid.UUID, delivery_id: uuid.UUID
+    ) -> DeliveryView:
+        return await redeliver(self.db, principal, sub_id, delivery_id)
+
+    async def callback(
+        self, access: OrderAccess, order_id: uuid.UUID, request: CallbackRequest
+    ) -> QueuedCallback:
+        return await enqueue_order_callback(
+            self.db, access, order_id, request, allow_loopback=self.allow_loopback
+        )

@@ -1,0 +1,74 @@
+"""The order use cases as one service, built once in the composition root with its processor
+and hold time. Each method is a whole use case: Cancel Order cancels *and* refunds."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from models.database import Database
+from services.orders import orders, payments
+from services.orders.orders import CANCELLED, DEFAULT_HOLD, OrderAccess, OrderView
+from services.orders.payments import PaidOrder, PaymentInput
+from services.orders.processor import PaymentProcessor
+from services.shared.principal import Principal
+
+
+class OrderService:
+    def __init__(
+        self,
+        db: Database,
+        processor: PaymentProcessor,
+        hold: timedelta = DEFAULT_HOLD,
+        receipt_base: str = "",
+    ) -> None:
+        """``receipt_base``: the API base that system jobs put in receipt links (a request
+        passes its own)."""
+        self.db = db
+        self.processor = processor
+        self.hold = hold
+        self.receipt_base = receipt_base
+
+    async def create(self, principal: Principal, pet_id: uuid.UUID) -> OrderView:
+        """Place Order: reserve the pet. Raises InvalidInput, Conflict, Forbidden."""
+        return await orders.create_order(self.db, principal, pet_id, self.hold)
+
+    async def get(self, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
+        return await orders.get_order(self.db, access, order_id)
+
+    async def cancel(self, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
+        """Cancel Order: the cancellation, then the refund of a voided payment right away (if
+        the processor is down, the housekeeping job refunds it later)."""
+        view = await orders.cancel_order(self.db, access, order_id)
+        await payments.refund_owed(self.db, self.processor, access.principal.tenant, order_id)
+        return view
+
+    async def advance(self, principal: Principal, order_id: uuid.UUID, status: str) -> OrderView:
+        """Update Order Status (staff); a cancellation refunds like Cancel Order."""
+        view = await orders.advance_order(self.db, principal, order_id, status)
+        if view.order.status == CANCELLED:
+            await payments.refund_owed(self.db, self.processor, principal.tenant, order_id)
+        return view
+
+    async def pay(
+        self,
+        access: OrderAccess,
+        order_id: uuid.UUID,
+        payment: PaymentInput,
+        receipt_base: str | None = None,
+    ) -> PaidOrder:
+        return await payments.pay_order(
+            self.db,
+            self.processor,
+            access,
+            order_id,
+            payment,
+            self.receipt_base if receipt_base is None else receipt_base,
+        )
+
+    async def housekeeping(self) -> None:
+        """System job: settle interrupted payments, pay refunds still owed, cancel unpaid
+        orders past their hold."""
+        await payments.reconcile_stale(self.db, self.processor, self.receipt_base)
+        await payments.refund_owed(self.db, self.processor)
+        await orders.expire_overdue(self.db)
