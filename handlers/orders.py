@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Any
 
 from starlette.responses import Response
@@ -11,12 +10,7 @@ from starlette.responses import Response
 from handlers._access import caller, order_access
 from handlers._context import api_base, container, json_response, no_content, principal
 from handlers._idempotency import idempotent
-from schemas.orders import dump_order, dump_payment
-from services.orders import payments
-from services.orders.payment_sources import BankAccount, Card, PaymentSource
-
-_ADDRESS = ("addressLine1", "addressLine2", "addressCity", "addressState", "addressCountry",
-            "addressPostCode")  # fmt: skip
+from schemas.orders import dump_order, dump_payment, load_payment
 
 
 async def create_order(body: dict[str, Any]) -> Response:
@@ -45,32 +39,10 @@ async def update_order_status(id: uuid.UUID, body: dict[str, Any]) -> Response: 
     return json_response(dump_order(view, api_base()))
 
 
-def _source(data: dict[str, Any]) -> PaymentSource:
-    if data["object"] == "card":
-        return Card(
-            number=data["number"],
-            cvc=data["cvc"],
-            exp_month=data["expMonth"],
-            exp_year=data["expYear"],
-            name=data.get("name"),
-            address={k: data[k] for k in _ADDRESS if k in data},
-        )
-    return BankAccount(
-        account_holder_name=data["accountHolderName"],
-        country=data["country"],
-        account_holder_type=data.get("accountHolderType", "individual"),
-        iban=data.get("iban"),
-        routing_number=data.get("routingNumber"),
-        account_number=data.get("accountNumber"),
-    )
-
-
 async def pay_order(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
     access = await order_access()
     order_id = uuid.UUID(str(id))
-    payment = payments.PaymentInput(
-        Decimal(body["amount"]), body["currency"], _source(body["source"])
-    )
+    payment = load_payment(body)
 
     async def produce() -> Response:
         paid = await container().orders.pay(access, order_id, payment, api_base())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Any
 
 from connexion import request
@@ -17,103 +16,24 @@ from handlers._context import (
     no_content,
     principal,
 )
-from schemas.pets import dump_collection, dump_pet, etag
-from services.catalogue import pets as service
+from schemas.pets import dump_collection, dump_pet, etag, flatten_search, load_pet, load_pet_query
 from web.validators import FORM_SCOPE_KEY
-
-_FIELDS = {
-    "ageMonths": "age_months",
-    "goodWithKids": "good_with_kids",
-    "goodWithPets": "good_with_pets",
-    "medicalInfo": "medical_info",
-}
-_WRITABLE = {
-    "name",
-    "species",
-    "age_months",
-    "price",
-    "status",
-    "currency",
-    "breed",
-    "size",
-    "color",
-    "gender",
-    "good_with_kids",
-    "good_with_pets",
-    "description",
-    "medical_info",
-}
-
-
-def _pet_data(body: dict[str, Any]) -> service.PetData:
-    """Writable fields only: readOnly fields (id, createdAt, links, ...) are ignored."""
-    values = {_FIELDS.get(k, k): v for k, v in body.items()}
-    values = {k: v for k, v in values.items() if k in _WRITABLE}
-    values["price"] = Decimal(values["price"])
-    return service.PetData(**values)
-
-
-def _tuple(value: Any) -> tuple[str, ...]:
-    return tuple(value) if value else ()
-
-
-def _decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def _pet_query(params: dict[str, Any]) -> service.PetQuery:
-    """The list's query parameters (or a search body flattened into them) → PetQuery."""
-    sort = params.get("sort") or "-createdAt"
-    return service.PetQuery(
-        page=params.get("page") or 1,
-        limit=params.get("limit") or 20,
-        species=_tuple(params.get("species")),
-        status=_tuple(params.get("status")),
-        size=_tuple(params.get("size")),
-        gender=_tuple(params.get("gender")),
-        good_with_kids=params.get("goodWithKids"),
-        good_with_pets=params.get("goodWithPets"),
-        min_age=params.get("minAge"),
-        max_age=params.get("maxAge"),
-        min_price=_decimal(params.get("minPrice")),
-        max_price=_decimal(params.get("maxPrice")),
-        name=params.get("name"),
-        sort=sort.lstrip("-"),
-        descending=sort.startswith("-"),
-    )
-
-
-def _flatten_search(body: dict[str, Any]) -> dict[str, Any]:
-    criteria = body.get("criteria", {})
-    ages, prices = criteria.get("ageRange", {}), criteria.get("priceRange", {})
-    compat, sort = criteria.get("compatibility", {}), body.get("sort", {})
-    descending = sort.get("order", "DESC") == "DESC"
-    return {
-        **body.get("pagination", {}),
-        **{k: criteria.get(k) for k in ("species", "status", "size", "gender", "name")},
-        **compat,
-        "minAge": ages.get("min"),
-        "maxAge": ages.get("max"),
-        "minPrice": prices.get("min"),
-        "maxPrice": prices.get("max"),
-        "sort": ("-" if descending else "") + sort.get("field", "createdAt"),
-    }
 
 
 async def list_pets(**params: Any) -> Response:
-    page = await container().pets.list(principal(), _pet_query(params))
+    page = await container().pets.list(principal(), load_pet_query(params))
     return json_response(dump_collection(page, api_base(), "/pets", params))
 
 
 async def search_pets(body: dict[str, Any]) -> Response:
     """Its links are the equivalent GET /v1/pets queries (same criteria, other pages)."""
-    params = _flatten_search(body)
-    page = await container().pets.list(principal(), _pet_query(params))
+    params = flatten_search(body)
+    page = await container().pets.list(principal(), load_pet_query(params))
     return json_response(dump_collection(page, api_base(), "/pets", params))
 
 
 async def create_pet(body: dict[str, Any]) -> Response:
-    pet = await container().pets.create(principal(), _pet_data(body))
+    pet = await container().pets.create(principal(), load_pet(body))
     location = f"{api_base()}/pets/{pet.id}"
     return json_response(dump_pet(pet, api_base()), 201, {"Location": location, "ETag": etag(pet)})
 
@@ -140,7 +60,7 @@ def _if_match_versions(pet_id: uuid.UUID) -> frozenset[int] | None:
 async def update_pet(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
     pet_id = uuid.UUID(str(id))
     pet = await container().pets.replace(
-        principal(), pet_id, _pet_data(body), _if_match_versions(pet_id)
+        principal(), pet_id, load_pet(body), _if_match_versions(pet_id)
     )
     return json_response(dump_pet(pet, api_base()), headers={"ETag": etag(pet)})
 

@@ -14,23 +14,11 @@ from handlers._context import (
     no_content,
     principal,
 )
-from schemas.users import dump_user
-from services.accounts import users as service
-
-
-def _profile(body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "username": body["username"],
-        "email": body["email"],
-        "first_name": body["firstName"],
-        "last_name": body["lastName"],
-        "phone": body.get("phone"),
-        "preferences": body.get("preferences"),
-    }
+from schemas.users import dump_user, load_new_user, load_user
 
 
 async def create_user(body: dict[str, Any]) -> Response:
-    data = service.NewUser(**_profile(body), password=body["password"])
+    data = load_new_user(body)
     user = await container().users.register(principal(), data)
     location = f"{api_base()}/users/{user.id}"
     return json_response(dump_user(user, api_base()), 201, {"Location": location})
@@ -42,7 +30,7 @@ async def get_user(id: uuid.UUID) -> Response:  # noqa: A002 - the spec names it
 
 
 async def update_user(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
-    data = service.UserData(**_profile(body))
+    data = load_user(body)
     user = await container().users.update(principal(), uuid.UUID(str(id)), data)
     return json_response(dump_user(user, api_base()))
 

@@ -1,12 +1,16 @@
-"""Order → #/components/schemas/Order; Payment → OrderPayment (with Receipt)."""
+"""Order → #/components/schemas/Order; Payment → OrderPayment (with Receipt); a Pay Order body
+→ PaymentInput."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from models import Order, Payment
 from schemas.common import timestamp
 from services.orders.orders import PLACED, OrderView
+from services.orders.payment_sources import BankAccount, Card, PaymentSource
+from services.orders.payments import PaymentInput
 from services.shared.events import order_snapshot
 
 
@@ -55,3 +59,31 @@ def dump_payment(payment: Payment, api_base: str) -> dict[str, Any]:
     if receipt:
         data["receipt"] = receipt
     return data
+
+
+_ADDRESS = ("addressLine1", "addressLine2", "addressCity", "addressState", "addressCountry",
+            "addressPostCode")  # fmt: skip
+
+
+def _load_source(data: dict[str, Any]) -> PaymentSource:
+    if data["object"] == "card":
+        return Card(
+            number=data["number"],
+            cvc=data["cvc"],
+            exp_month=data["expMonth"],
+            exp_year=data["expYear"],
+            name=data.get("name"),
+            address={k: data[k] for k in _ADDRESS if k in data},
+        )
+    return BankAccount(
+        account_holder_name=data["accountHolderName"],
+        country=data["country"],
+        account_holder_type=data.get("accountHolderType", "individual"),
+        iban=data.get("iban"),
+        routing_number=data.get("routingNumber"),
+        account_number=data.get("accountNumber"),
+    )
+
+
+def load_payment(body: dict[str, Any]) -> PaymentInput:
+    return PaymentInput(Decimal(body["amount"]), body["currency"], _load_source(body["source"]))

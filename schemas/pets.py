@@ -1,11 +1,13 @@
-"""Pet → #/components/schemas/Pet and PetCollection."""
+"""Pet ↔ #/components/schemas/Pet and PetCollection; list and search queries → PetQuery."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from models import Pet
 from schemas.common import collection_links, page_meta, put_optional, timestamp
+from services.catalogue.pets import PetData, PetQuery
 from services.shared.pagination import Page
 
 
@@ -54,4 +56,84 @@ def dump_collection(
         "data": [dump_pet(p, api_base) for p in page.items],
         "pagination": page_meta(page),
         "links": collection_links(page, api_base, path, params),
+    }
+
+
+_FIELDS = {
+    "ageMonths": "age_months",
+    "goodWithKids": "good_with_kids",
+    "goodWithPets": "good_with_pets",
+    "medicalInfo": "medical_info",
+}
+_WRITABLE = {
+    "name",
+    "species",
+    "age_months",
+    "price",
+    "status",
+    "currency",
+    "breed",
+    "size",
+    "color",
+    "gender",
+    "good_with_kids",
+    "good_with_pets",
+    "description",
+    "medical_info",
+}
+
+
+def load_pet(body: dict[str, Any]) -> PetData:
+    """Writable fields only: readOnly fields (id, createdAt, links, ...) are ignored."""
+    values = {_FIELDS.get(k, k): v for k, v in body.items()}
+    values = {k: v for k, v in values.items() if k in _WRITABLE}
+    values["price"] = Decimal(values["price"])
+    return PetData(**values)
+
+
+def _tuple(value: Any) -> tuple[str, ...]:
+    return tuple(value) if value else ()
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def load_pet_query(params: dict[str, Any]) -> PetQuery:
+    """The list's query parameters (or a search body flattened into them) → PetQuery."""
+    sort = params.get("sort") or "-createdAt"
+    return PetQuery(
+        page=params.get("page") or 1,
+        limit=params.get("limit") or 20,
+        species=_tuple(params.get("species")),
+        status=_tuple(params.get("status")),
+        size=_tuple(params.get("size")),
+        gender=_tuple(params.get("gender")),
+        good_with_kids=params.get("goodWithKids"),
+        good_with_pets=params.get("goodWithPets"),
+        min_age=params.get("minAge"),
+        max_age=params.get("maxAge"),
+        min_price=_decimal(params.get("minPrice")),
+        max_price=_decimal(params.get("maxPrice")),
+        name=params.get("name"),
+        sort=sort.lstrip("-"),
+        descending=sort.startswith("-"),
+    )
+
+
+def flatten_search(body: dict[str, Any]) -> dict[str, Any]:
+    """A Search Pets body → the equivalent list query parameters (its links use them)."""
+    criteria = body.get("criteria", {})
+    ages, prices = criteria.get("ageRange", {}), criteria.get("priceRange", {})
+    compat, sort = criteria.get("compatibility", {}), body.get("sort", {})
+    descending = sort.get("order", "DESC") == "DESC"
+    return {
+        **body.get("pagination", {}),
+        **{k: criteria.get(k) for k in ("species", "status", "size", "gender", "name")},
+        **compat,
+        "minAge": ages.get("min"),
+        "maxAge": ages.get("max"),
+        "minPrice": prices.get("min"),
+        "maxPrice": prices.get("max"),
+        "sort": ("-" if descending else "") + sort.get("field", "createdAt"),
     }

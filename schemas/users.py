@@ -1,4 +1,4 @@
-"""User → #/components/schemas/User (the password hash is never dumped)."""
+"""User ↔ #/components/schemas/User (the password hash is never dumped)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from models import User
 from schemas.common import put_optional, timestamp
+from services.accounts.users import NewUser, UserData
 
 
 def dump_user(user: User, api_base: str) -> dict[str, Any]:
@@ -25,3 +26,24 @@ def dump_user(user: User, api_base: str) -> dict[str, Any]:
     put_optional(data, "phone", user.phone)
     put_optional(data, "preferences", user.preferences)
     return data
+
+
+def _profile(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "username": body["username"],
+        "email": body["email"],
+        "first_name": body["firstName"],
+        "last_name": body["lastName"],
+        "phone": body.get("phone"),
+        "preferences": body.get("preferences"),
+    }
+
+
+def load_user(body: dict[str, Any]) -> UserData:
+    """Update User: the profile fields."""
+    return UserData(**_profile(body))
+
+
+def load_new_user(body: dict[str, Any]) -> NewUser:
+    """Create User: the profile and the password."""
+    return NewUser(**_profile(body), password=body["password"])
