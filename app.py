@@ -33,6 +33,7 @@ from infra.webhooks import HttpSender
 from logconfig import configure_logging
 from models.base import SHARED_POOL
 from models.database import Database
+from protocols.graphql_api import GraphQLMiddleware
 from services.accounts.roles import RoleLookup
 from services.accounts.users import UserService, ensure_admin
 from services.catalogue.inventory import InventoryService
@@ -250,6 +251,12 @@ def create_app(settings: Settings) -> AsyncApp:
         body_limits=[("/pets/{id}/images", "POST", settings.image_max_bytes + MULTIPART_OVERHEAD)],
         produces=spec_media_types(spec),
         query_paths=["/pets/search"],
+    )
+    # Innermost of ours: GraphQL requests pass the request id, access log, rate limit and the
+    # guard's Host check and body limit first (add_middleware inserts each BEFORE_EXCEPTION one
+    # just before the exception middleware, so later ones sit inside earlier ones).
+    app.add_middleware(
+        GraphQLMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
     )
     app.container = container  # type: ignore[attr-defined]  # for tests and tools
     return app

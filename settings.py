@@ -87,6 +87,9 @@ class Settings:
     image_max_bytes: int = 5 * 1024 * 1024
     image_max_pixels: int = 40_000_000
     image_decode_slots: int = 1
+    graphiql: bool = False
+    graphql_max_depth: int = 15
+    graphql_max_cost: int = 1000
 
     @property
     def order_hold(self) -> timedelta:
@@ -137,6 +140,9 @@ class Settings:
             image_max_bytes=int(env.get("PETSTORE_IMAGE_MAX_BYTES", 5 * 1024 * 1024)),
             image_max_pixels=int(env.get("PETSTORE_IMAGE_MAX_PIXELS", 40_000_000)),
             image_decode_slots=max(1, int(env.get("PETSTORE_IMAGE_DECODE_SLOTS", 1))),
+            graphiql=_bool(env.get("PETSTORE_GRAPHIQL"), False),
+            graphql_max_depth=int(env.get("PETSTORE_GRAPHQL_MAX_DEPTH", 15)),
+            graphql_max_cost=int(env.get("PETSTORE_GRAPHQL_MAX_COST", 1000)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from auth.tokens import principal_from_claims
 from services.shared.errors import Forbidden
 from services.shared.principal import Principal, anonymous
+from web import urls
 from web.container import SCOPE_KEY, Container
 
 JSON = "application/json"
@@ -40,13 +41,8 @@ def principal() -> Principal:
 
 
 def api_base() -> str:
-    """Base of the URLs the API hands out: PETSTORE_PUBLIC_URL when set (recommended behind a
-    proxy or cache), else the request's scheme and Host (syntax checked by web.middleware)."""
-    public = container().settings.public_url
-    if public:
-        return f"{public}/v1"
     url = request.url
-    return f"{url.scheme}://{url.netloc}/v1"
+    return urls.api_base(container().settings, url.scheme, url.netloc)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -20,7 +20,7 @@ from models.database import Database
 from services.accounts.passwords import hash_password, verify_password
 from services.accounts.roles import RoleLookup
 from services.shared.errors import AuthenticationFailed, Conflict, NotFound
-from services.shared.principal import Principal
+from services.shared.principal import Principal, require_scope
 from services.shared.throttle import FailureThrottle
 
 CLIENT_FACTOR = 10
@@ -202,6 +202,7 @@ class UserService:
         return await register(self.db, principal.tenant, data)
 
     async def get(self, principal: Principal, user_id: uuid.UUID) -> User:
+        require_scope(principal, "read:user")
         return await get_user(self.db, principal, user_id)
 
     async def update(self, principal: Principal, user_id: uuid.UUID, data: UserData) -> User:
@@ -220,3 +221,9 @@ class UserService:
         return await authenticate(
             self.db, principal.tenant, username, password, self.throttle, client
         )
+
+    async def me(self, principal: Principal) -> User:
+        """The caller's own account (read:user)."""
+        require_scope(principal, "read:user")
+        assert principal.subject is not None  # require_scope refuses anonymous callers
+        return await get_user(self.db, principal, principal.subject)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from models import Pet
 from models.database import Database
 from services.shared.pagination import MAX_PAGE_SIZE, Page
-from services.shared.principal import Principal
+from services.shared.principal import Principal, require_scope
 
 STATUSES = ("AVAILABLE", "PENDING", "ADOPTED", "NOT_AVAILABLE")
 SPECIES = ("DOG", "CAT", "RABBIT", "BIRD", "REPTILE", "OTHER")
@@ -68,6 +68,7 @@ class InventoryService:
         self.db = db
 
     async def get(self, principal: Principal) -> Inventory:
+        require_scope(principal, "read:pets")
         return await get_inventory(self.db, principal.tenant)
 
     async def by_species(

@@ -6,6 +6,7 @@ create, replace or delete. Replacing honours an optimistic-concurrency version (
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from models import ACTIVE_ORDER_STATUSES, Order, Pet
 from models.base import utcnow
 from models.database import Database
 from services.shared.errors import (
+    AuthenticationFailed,
     Conflict,
     FieldError,
     Forbidden,
@@ -77,6 +79,8 @@ class PetQuery:
 
 
 def require_writer(principal: Principal) -> None:
+    if not principal.is_authenticated:
+        raise AuthenticationFailed("Managing pets requires a bearer token.")
     if "write:pets" not in principal.scopes:
         raise Forbidden("Managing pets requires the write:pets scope (shelter staff).")
 
@@ -277,3 +281,22 @@ class PetService:
 
     async def delete(self, principal: Principal, pet_id: uuid.UUID) -> None:
         await delete_pet(self.db, principal, pet_id, self.files)
+
+    async def get_many(
+        self, principal: Principal, pet_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, Pet]:
+        """Pets by id, one statement for all (e.g. the pets of a page of orders)."""
+        return await get_pets(self.db, principal.tenant, pet_ids)
+
+
+async def get_pets(
+    db: Database, tenant: str, pet_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Pet]:
+    """Many pets of one tenant by id in one statement (batch loading); missing ids are absent."""
+    if not pet_ids:
+        return {}
+
+    def work(session: Session) -> dict[uuid.UUID, Pet]:
+        return {p.id: p for p in session.scalars(select(Pet).where(Pet.id.in_(set(pet_ids))))}
+
+    return await db.run(tenant, work)

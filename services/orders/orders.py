@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,8 @@ from models.base import utcnow
 from models.database import Database
 from services.shared import events
 from services.shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from services.shared.principal import Principal
+from services.shared.pagination import MAX_PAGE_SIZE, Page
+from services.shared.principal import Principal, require_scope
 
 PLACED, APPROVED, SHIPPED, DELIVERED, CANCELLED = (
     "PLACED",
@@ -288,3 +289,42 @@ async def expire_overdue(db: Database, limit: int = 100) -> int:
         return len(overdue)
 
     return await db.run_system(work, write=True)
+
+
+async def list_orders(db: Database, principal: Principal, page: int, limit: int) -> Page[OrderView]:
+    """My Orders: the caller's own orders, newest first, each with its settled payment.
+    Requires a token with read:orders. Two statements: the page with the total (a window
+    count), then the page's settled payments. (A read: an expired hold still shows PLACED here
+    until the sweep or the next read of that order ends it.)"""
+    require_scope(principal, "read:orders")
+    limit = min(max(limit, 1), MAX_PAGE_SIZE)
+    page = max(page, 1)
+
+    def work(session: Session) -> Page[OrderView]:
+        mine = Order.user_id == principal.subject
+        rows = session.execute(
+            select(Order, func.count().over())
+            .where(mine)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .offset((page - 1) * limit)
+            .limit(limit)
+        ).all()
+        if rows:
+            total = int(rows[0][1])
+        else:  # past the end: the window count has no row to ride on
+            total = session.scalar(select(func.count()).select_from(Order).where(mine)) or 0
+        paid: dict[uuid.UUID, Payment] = {}
+        if rows:
+            payments = session.scalars(
+                select(Payment)
+                .where(
+                    Payment.order_id.in_([order.id for order, _ in rows]),
+                    Payment.status.in_(("SUCCEEDED", "CANCELLED")),
+                )
+                .order_by(Payment.created_at)
+            )
+            paid = {p.order_id: p for p in payments}  # the latest per order wins
+        views = [OrderView(order, paid.get(order.id)) for order, _ in rows]
+        return Page(items=views, total=total, page=page, limit=limit)
+
+    return await db.run(principal.tenant, work)

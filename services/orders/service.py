@@ -11,7 +11,9 @@ from services.orders import orders, payments
 from services.orders.orders import CANCELLED, DEFAULT_HOLD, OrderAccess, OrderView
 from services.orders.payments import PaidOrder, PaymentInput
 from services.orders.processor import PaymentProcessor
-from services.shared.principal import Principal
+from services.shared.errors import AuthenticationFailed
+from services.shared.pagination import Page
+from services.shared.principal import Principal, check_optional_scope
 
 
 class OrderService:
@@ -31,14 +33,17 @@ class OrderService:
 
     async def create(self, principal: Principal, pet_id: uuid.UUID) -> OrderView:
         """Place Order: reserve the pet. Raises InvalidInput, Conflict, Forbidden."""
+        check_optional_scope(principal, "write:orders")
         return await orders.create_order(self.db, principal, pet_id, self.hold)
 
     async def get(self, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
+        _check_access(access, "read:orders")
         return await orders.get_order(self.db, access, order_id)
 
     async def cancel(self, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
         """Cancel Order: the cancellation, then the refund of a voided payment right away (if
         the processor is down, the housekeeping job refunds it later)."""
+        _check_access(access, "write:orders")
         view = await orders.cancel_order(self.db, access, order_id)
         await payments.refund_owed(self.db, self.processor, access.principal.tenant, order_id)
         return view
@@ -57,6 +62,7 @@ class OrderService:
         payment: PaymentInput,
         receipt_base: str | None = None,
     ) -> PaidOrder:
+        _check_access(access, "write:orders")
         return await payments.pay_order(
             self.db,
             self.processor,
@@ -72,3 +78,15 @@ class OrderService:
         await payments.reconcile_stale(self.db, self.processor, self.receipt_base)
         await payments.refund_owed(self.db, self.processor)
         await orders.expire_overdue(self.db)
+
+    async def mine(self, principal: Principal, page: int = 1, limit: int = 20) -> Page[OrderView]:
+        """My Orders (read:orders), newest first."""
+        return await orders.list_orders(self.db, principal, page, limit)
+
+
+def _check_access(access: OrderAccess, scope: str) -> None:
+    """Order operations are open to guests holding the order's token; a bearer token that is
+    sent must carry ``scope``; with neither, the caller is unauthenticated."""
+    if not access.principal.is_authenticated and not access.guest_token:
+        raise AuthenticationFailed("Send a bearer token, or the order's X-Order-Token.")
+    check_optional_scope(access.principal, scope)

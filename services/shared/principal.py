@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from models.base import SHARED_POOL
+from services.shared.errors import AuthenticationFailed, Forbidden
 
 ADMIN_SCOPE = "admin"
 
@@ -41,3 +42,18 @@ class Principal:
 
 def anonymous(tenant: str = SHARED_POOL) -> Principal:
     return Principal(subject=None, role="anonymous", scopes=frozenset(), tenant=tenant)
+
+
+def require_scope(principal: Principal, scope: str) -> None:
+    """For use cases that need a token: none is AuthenticationFailed (REST 401, GraphQL
+    UNAUTHENTICATED), one without ``scope`` is Forbidden, whichever protocol carried it."""
+    if not principal.is_authenticated:
+        raise AuthenticationFailed("This operation requires a bearer token.")
+    if scope not in principal.scopes:
+        raise Forbidden(f"The token does not carry the {scope} scope this operation requires.")
+
+
+def check_optional_scope(principal: Principal, scope: str) -> None:
+    """For use cases open to guests (orders): a token that is sent must carry ``scope``."""
+    if principal.is_authenticated:
+        require_scope(principal, scope)
