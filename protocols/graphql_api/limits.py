@@ -78,13 +78,20 @@ def validation_rules(
         _context: Any, _document: DocumentNode, data: dict[str, Any]
     ) -> list[type[ASTValidationRule]]:
         variables = data.get("variables") if isinstance(data, dict) else None
-        cost = cost_validator(
+        base: Any = cost_validator(
             maximum_cost=max_cost,
             default_cost=1,
             variables=variables if isinstance(variables, dict) else None,
             cost_map=COST_MAP,
         )
-        return [depth, MaxIntrospectionDepthRule, cost]
+
+        class Cost(base):  # type: ignore[misc, valid-type]
+            def get_cost_exceeded_error(self) -> GraphQLError:
+                error: GraphQLError = super().get_cost_exceeded_error()
+                extensions = {**(error.extensions or {}), "code": QUERY_TOO_COMPLEX}
+                return GraphQLError(error.message, extensions=extensions)
+
+        return [depth, MaxIntrospectionDepthRule, Cost]
 
     return rules
 
