@@ -23,6 +23,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
 
+from auth.principals import Authenticator
 from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
@@ -42,6 +43,7 @@ from services.media.images import ImageService
 from services.media.imaging import ImageLimits
 from services.orders.service import OrderService
 from services.shared import idempotency
+from services.shared.ratelimit import RateLimiter
 from services.shared.throttle import FailureThrottle
 from services.webhooks import delivery
 from services.webhooks.subscriptions import WebhookService
@@ -57,6 +59,7 @@ from web.middleware import (
 from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
+CHAT_PATH = "/v1/chat/completions"  # has a per-user budget of its own
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and additionalMetadata around the file
 log = logging.getLogger("petstore")
 
@@ -140,6 +143,7 @@ def build_container(settings: Settings) -> Container:
         pace_seconds=settings.chat_pace_ms / 1000,
     )
     roles = RoleLookup(db, settings.role_cache_seconds)
+    tokens = TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds)
     processor = TestProcessor()
     images = ImageService(
         db,
@@ -150,8 +154,14 @@ def build_container(settings: Settings) -> Container:
     return Container(
         settings=settings,
         db=db,
-        tokens=TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds),
+        tokens=tokens,
+        auth=Authenticator(tokens, roles),
         counters=counters,
+        rate_limiter=RateLimiter(
+            counters,
+            settings.rate_limit_per_minute,
+            {CHAT_PATH: settings.chat_rate_limit_per_minute},
+        ),
         roles=roles,
         processor=processor,
         sender=HttpSender(),
@@ -240,7 +250,7 @@ def create_app(settings: Settings) -> AsyncApp:
         RateLimitMiddleware,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         container=container,
-        path_limits={"/v1/chat/completions": settings.chat_rate_limit_per_minute},
+        path_budgets=[CHAT_PATH],
     )
     app.add_middleware(
         RequestGuard,
