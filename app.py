@@ -23,6 +23,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
 
+from auth.principals import Authenticator
 from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
@@ -33,7 +34,7 @@ from infra.webhooks import HttpSender
 from logconfig import configure_logging
 from models.base import SHARED_POOL
 from models.database import Database
-from protocols.graphql_api import GraphQLMiddleware
+from protocols.graphql_api import GRAPHQL_PATH, GraphQLMiddleware
 from services.accounts.roles import RoleLookup
 from services.accounts.users import UserService, ensure_admin
 from services.catalogue.inventory import InventoryService
@@ -43,6 +44,7 @@ from services.media.images import ImageService
 from services.media.imaging import ImageLimits
 from services.orders.service import OrderService
 from services.shared import idempotency
+from services.shared.ratelimit import RateLimiter
 from services.shared.throttle import FailureThrottle
 from services.webhooks import delivery
 from services.webhooks.subscriptions import WebhookService
@@ -58,6 +60,7 @@ from web.middleware import (
 from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
+CHAT_PATH = "/v1/chat/completions"  # has a per-user budget of its own
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and additionalMetadata around the file
 log = logging.getLogger("petstore")
 
@@ -141,6 +144,7 @@ def build_container(settings: Settings) -> Container:
         pace_seconds=settings.chat_pace_ms / 1000,
     )
     roles = RoleLookup(db, settings.role_cache_seconds)
+    tokens = TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds)
     processor = TestProcessor()
     images = ImageService(
         db,
@@ -151,8 +155,14 @@ def build_container(settings: Settings) -> Container:
     return Container(
         settings=settings,
         db=db,
-        tokens=TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds),
+        tokens=tokens,
+        auth=Authenticator(tokens, roles),
         counters=counters,
+        rate_limiter=RateLimiter(
+            counters,
+            settings.rate_limit_per_minute,
+            {CHAT_PATH: settings.chat_rate_limit_per_minute},
+        ),
         roles=roles,
         processor=processor,
         sender=HttpSender(),
@@ -241,7 +251,8 @@ def create_app(settings: Settings) -> AsyncApp:
         RateLimitMiddleware,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         container=container,
-        path_limits={"/v1/chat/completions": settings.chat_rate_limit_per_minute},
+        path_budgets=[CHAT_PATH],
+        exclude=[GRAPHQL_PATH],  # counted by the GraphQL adapter, answered as RATE_LIMITED
     )
     app.add_middleware(
         RequestGuard,
@@ -252,8 +263,8 @@ def create_app(settings: Settings) -> AsyncApp:
         produces=spec_media_types(spec),
         query_paths=["/pets/search"],
     )
-    # Innermost of ours: GraphQL requests pass the request id, access log, rate limit and the
-    # guard's Host check and body limit first (add_middleware inserts each BEFORE_EXCEPTION one
+    # Innermost of ours: GraphQL requests pass the request id, access log and the guard's Host
+    # check and body limit first (add_middleware inserts each BEFORE_EXCEPTION one
     # just before the exception middleware, so later ones sit inside earlier ones).
     app.add_middleware(
         GraphQLMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container

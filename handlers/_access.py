@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from connexion import request
 
-from auth.security import token_info
-from handlers._context import principal
+from handlers._context import container, header_tenant, principal
 from services.orders import orders as service
 from services.shared.errors import AuthenticationFailed, Forbidden
 from services.shared.principal import Principal
@@ -20,10 +19,10 @@ async def caller() -> Principal:
     header = request.headers.get("authorization")
     if who.is_authenticated or not header:
         return who
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and await token_info(token.strip(), request):
-        raise Forbidden("The token does not carry the scope this operation requires.")
-    raise AuthenticationFailed("The bearer token is invalid or expired.")
+    # Connexion dropped the token: either it is not valid (AuthenticationFailed here) or it
+    # lacks the operation's scope.
+    await container().auth.principal(header, header_tenant(), request.scope)
+    raise Forbidden("The token does not carry the scope this operation requires.")
 
 
 async def order_access() -> service.OrderAccess:

@@ -1,4 +1,5 @@
-"""The REST error table: domain errors and Connexion's own problems → problem+json.
+"""REST errors: domain errors (by the table in protocols/errors.py) and Connexion's own problems
+→ problem+json.
 
 Registered on the Connexion app (not the inner app) so routing, security and validation errors
 pass through here too."""
@@ -18,82 +19,34 @@ from connexion.lifecycle import ConnexionRequest
 from connexion.lifecycle import ConnexionResponse as Response
 from starlette.exceptions import HTTPException
 
-from services.shared.errors import (
-    AuthenticationFailed,
-    Conflict,
-    DomainError,
-    Forbidden,
-    ImageMissing,
-    ImageRejected,
-    ImageTooLarge,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
-    PaymentDeclined,
-    PaymentProcessorError,
-    PreconditionFailed,
-    TooManyAttempts,
-    UnsafeImage,
-    UnsupportedImage,
-    UpstreamFailed,
-    UpstreamTimeout,
-)
+from protocols.errors import INTERNAL, codes_for, field_errors
+from services.shared.errors import AuthenticationFailed, DomainError, TooManyAttempts
 from web.problems import problem_response
 
 log = logging.getLogger("petstore.errors")
 
 BEARER_CHALLENGE = 'Bearer realm="petstore"'
 
-# domain error → (HTTP status, problem type slug)
-DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
-    NotFound: (404, "not-found"),
-    Conflict: (409, "conflict"),
-    Forbidden: (403, "forbidden"),
-    PreconditionFailed: (412, "precondition-failed"),
-    AuthenticationFailed: (401, "invalid-credentials"),
-    InvalidInput: (422, "validation-error"),
-    TooManyAttempts: (429, "rate-limit-exceeded"),
-    PaymentDeclined: (402, "payment-declined"),
-    PaymentProcessorError: (502, "payment-processor-error"),
-    PayloadTooLarge: (413, "payload-too-large"),
-    UpstreamFailed: (502, "bad-gateway"),
-    UpstreamTimeout: (504, "gateway-timeout"),
-    ImageMissing: (400, "validation-error"),
-    ImageTooLarge: (413, "payload-too-large"),
-    UnsupportedImage: (415, "unsupported-media-type"),
-    UnsafeImage: (422, "invalid-image"),
-}
-
-
-def _lookup(exc: DomainError) -> tuple[int, str]:
-    for cls in type(exc).__mro__:
-        if cls in DOMAIN_ERRORS:
-            return DOMAIN_ERRORS[cls]  # type: ignore[index]
-    return 500, "internal-error"
-
 
 def domain_problem(exc: DomainError, instance: str) -> Response:
-    """The problem+json response for a domain error (also what idempotency keys store)."""
-    status, slug = _lookup(exc)
+    """The problem+json response for a domain error (also what idempotency keys store); the
+    status and type come from the one error table (protocols/errors.py)."""
+    codes = codes_for(exc)
+    if codes is INTERNAL:
+        log.error("unmapped domain error", exc_info=exc)
+        return problem_response(500, "An unexpected error occurred.", instance=instance)
     headers: dict[str, str] = {}
-    errors: list[dict[str, str]] | None = None
-    if isinstance(exc, InvalidInput):
-        errors = [{"field": e.field, "message": e.message, "code": e.code} for e in exc.errors]
-    elif isinstance(exc, ImageRejected | Conflict) and exc.field:
-        errors = [{"field": exc.field, "message": exc.detail, "code": exc.code}]
-    elif isinstance(exc, PaymentDeclined):
-        errors = [{"field": "source", "message": exc.detail, "code": exc.code}]
-    elif isinstance(exc, PayloadTooLarge):
-        errors = [{"field": exc.field, "message": exc.detail, "code": "too_large"}]
-    elif isinstance(exc, TooManyAttempts):
+    if isinstance(exc, TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, AuthenticationFailed):
         headers["WWW-Authenticate"] = BEARER_CHALLENGE
-    if status == 500:
-        log.error("unmapped domain error", exc_info=exc)
-        return problem_response(500, "An unexpected error occurred.", instance=instance)
     return problem_response(
-        status, exc.detail, slug=slug, instance=instance, errors=errors, headers=headers
+        codes.http,
+        exc.detail,
+        slug=codes.problem,
+        instance=instance,
+        errors=field_errors(exc),
+        headers=headers,
     )
 
 

@@ -1,18 +1,22 @@
-"""Domain errors → each protocol's form, one row per error.
+"""One table from each domain error to what every protocol says about it.
 
-Minimal version written on the graphql branch (HTTP status and GraphQL ``extensions.code``);
-the full table (gRPC, SOAP, JSON-RPC) comes from main."""
+A row per error, a column per protocol: REST's HTTP status and RFC 9457 problem type, GraphQL's
+``extensions.code``, the gRPC status, the SOAP 1.1 fault code, the JSON-RPC error code (MCP) and
+the WebSocket close code. Adapters look errors up here and add only their own framing; a domain
+error missing from the table is a 500-class internal error everywhere (and is logged)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from services.shared.errors import (
     AuthenticationFailed,
     Conflict,
     DomainError,
     Forbidden,
+    ImageMissing,
     ImageRejected,
+    ImageTooLarge,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -20,46 +24,83 @@ from services.shared.errors import (
     PaymentProcessorError,
     PreconditionFailed,
     TooManyAttempts,
+    UnsafeImage,
+    UnsupportedImage,
     UpstreamFailed,
     UpstreamTimeout,
 )
 
-# domain error → (HTTP status, GraphQL extensions.code)
-TABLE: dict[type[DomainError], tuple[int, str]] = {
-    NotFound: (404, "NOT_FOUND"),
-    Conflict: (409, "CONFLICT"),
-    Forbidden: (403, "FORBIDDEN"),
-    PreconditionFailed: (412, "PRECONDITION_FAILED"),
-    AuthenticationFailed: (401, "UNAUTHENTICATED"),
-    InvalidInput: (422, "BAD_USER_INPUT"),
-    TooManyAttempts: (429, "RATE_LIMITED"),
-    PaymentDeclined: (402, "PAYMENT_DECLINED"),
-    PaymentProcessorError: (502, "SERVICE_UNAVAILABLE"),
-    PayloadTooLarge: (413, "BAD_USER_INPUT"),
-    ImageRejected: (422, "BAD_USER_INPUT"),
-    UpstreamFailed: (502, "SERVICE_UNAVAILABLE"),
-    UpstreamTimeout: (504, "SERVICE_UNAVAILABLE"),
+
+@dataclass(frozen=True)
+class ErrorCodes:
+    http: int
+    problem: str  # slug of the problem type URI https://petstoreapi.com/errors/<problem>
+    graphql: str  # extensions.code
+    grpc: str  # grpc.StatusCode member name
+    soap: str  # SOAP 1.1 faultcode (Client: the caller's fault; Server: ours)
+    jsonrpc: int  # JSON-RPC 2.0 error code (implementation-defined range, -32000 to -32099)
+    ws_close: int  # WebSocket close code (4000 + the HTTP status; 1011 for internal errors)
+
+
+def _row(http: int, problem: str, graphql: str, grpc: str, jsonrpc: int) -> ErrorCodes:
+    soap = "soap:Client" if http < 500 else "soap:Server"
+    return ErrorCodes(http, problem, graphql, grpc, soap, jsonrpc, 4000 + http)
+
+
+ERRORS: dict[type[DomainError], ErrorCodes] = {
+    InvalidInput: _row(422, "validation-error", "BAD_USER_INPUT", "INVALID_ARGUMENT", -32602),
+    ImageMissing: _row(400, "validation-error", "BAD_USER_INPUT", "INVALID_ARGUMENT", -32602),
+    AuthenticationFailed: _row(
+        401, "invalid-credentials", "UNAUTHENTICATED", "UNAUTHENTICATED", -32001
+    ),
+    PaymentDeclined: _row(
+        402, "payment-declined", "PAYMENT_DECLINED", "FAILED_PRECONDITION", -32002
+    ),
+    Forbidden: _row(403, "forbidden", "FORBIDDEN", "PERMISSION_DENIED", -32003),
+    NotFound: _row(404, "not-found", "NOT_FOUND", "NOT_FOUND", -32004),
+    Conflict: _row(409, "conflict", "CONFLICT", "FAILED_PRECONDITION", -32009),
+    PreconditionFailed: _row(
+        412, "precondition-failed", "PRECONDITION_FAILED", "FAILED_PRECONDITION", -32012
+    ),
+    PayloadTooLarge: _row(
+        413, "payload-too-large", "PAYLOAD_TOO_LARGE", "INVALID_ARGUMENT", -32013
+    ),
+    ImageTooLarge: _row(413, "payload-too-large", "PAYLOAD_TOO_LARGE", "INVALID_ARGUMENT", -32013),
+    UnsupportedImage: _row(
+        415, "unsupported-media-type", "BAD_USER_INPUT", "INVALID_ARGUMENT", -32015
+    ),
+    ImageRejected: _row(422, "invalid-image", "BAD_USER_INPUT", "INVALID_ARGUMENT", -32602),
+    UnsafeImage: _row(422, "invalid-image", "BAD_USER_INPUT", "INVALID_ARGUMENT", -32602),
+    TooManyAttempts: _row(429, "rate-limit-exceeded", "RATE_LIMITED", "RESOURCE_EXHAUSTED", -32029),
+    PaymentProcessorError: _row(
+        502, "payment-processor-error", "BAD_GATEWAY", "UNAVAILABLE", -32050
+    ),
+    UpstreamFailed: _row(502, "bad-gateway", "BAD_GATEWAY", "UNAVAILABLE", -32050),
+    UpstreamTimeout: _row(504, "gateway-timeout", "GATEWAY_TIMEOUT", "DEADLINE_EXCEEDED", -32054),
 }
-INTERNAL = (500, "INTERNAL_SERVER_ERROR")
+
+INTERNAL = ErrorCodes(
+    500, "internal-error", "INTERNAL_SERVER_ERROR", "INTERNAL", "soap:Server", -32603, 1011
+)
+"""Anything unexpected, and a domain error missing from the table; shown without details."""
 
 
-def _row(exc: DomainError) -> tuple[int, str]:
+def codes_for(exc: BaseException) -> ErrorCodes:
+    """The row of the error's class or of its nearest listed base class; INTERNAL otherwise."""
     for cls in type(exc).__mro__:
-        if cls in TABLE:
-            return TABLE[cls]  # type: ignore[index]
+        codes = ERRORS.get(cls)  # type: ignore[call-overload]
+        if codes is not None:
+            return codes  # type: ignore[no-any-return]
     return INTERNAL
 
 
-def http_status(exc: DomainError) -> int:
-    return _row(exc)[0]
+def graphql_code(exc: BaseException) -> str:
+    return codes_for(exc).graphql
 
 
-def graphql_code(exc: DomainError) -> str:
-    return _row(exc)[1]
-
-
-def field_errors(exc: DomainError) -> list[dict[str, Any]]:
-    """The fields an error names (``field``, ``message``, ``code``), as REST lists them."""
+def field_errors(exc: DomainError) -> list[dict[str, str]] | None:
+    """The fields an error is about, as every protocol lists them: ``[{field, message, code}]``
+    (REST's ``errors[]``, GraphQL's ``extensions.errors``, a gRPC BadRequest, a SOAP detail)."""
     if isinstance(exc, InvalidInput):
         return [{"field": e.field, "message": e.message, "code": e.code} for e in exc.errors]
     if isinstance(exc, ImageRejected | Conflict) and exc.field:
@@ -68,4 +109,9 @@ def field_errors(exc: DomainError) -> list[dict[str, Any]]:
         return [{"field": "source", "message": exc.detail, "code": exc.code}]
     if isinstance(exc, PayloadTooLarge):
         return [{"field": exc.field, "message": exc.detail, "code": "too_large"}]
-    return []
+    return None
+
+
+def retry_after(exc: DomainError) -> int | None:
+    """Seconds a caller should wait before trying again, for errors that say so."""
+    return exc.retry_after if isinstance(exc, TooManyAttempts) else None

@@ -26,7 +26,7 @@ class GraphQLResult:
 
     @property
     def fields(self) -> list[str]:
-        return [f["field"] for e in self.errors for f in e.get("extensions", {}).get("fields", [])]
+        return [f["field"] for e in self.errors for f in e.get("extensions", {}).get("errors", [])]
 
     def ok(self) -> dict[str, Any]:
         assert self.status == 200, (self.status, self.errors)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from auth.principals import Authenticator
 from auth.tokens import TokenService
 from models.database import Database
 from services.accounts.roles import RoleLookup
@@ -16,6 +17,7 @@ from services.chat import ChatService
 from services.media.images import ImageService
 from services.orders.processor import PaymentProcessor
 from services.orders.service import OrderService
+from services.shared.ratelimit import RateLimiter
 from services.webhooks.delivery import Sender
 from services.webhooks.subscriptions import WebhookService
 from settings import Settings
@@ -28,7 +30,9 @@ class Container:
     settings: Settings
     db: Database
     tokens: TokenService
+    auth: Authenticator
     counters: Any
+    rate_limiter: RateLimiter
     roles: RoleLookup
     processor: PaymentProcessor
     sender: Sender

@@ -23,6 +23,8 @@ from typing import Any
 from connexion.exceptions import ProblemException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from auth.principals import bearer_token, client_key
+from services.shared.ratelimit import RateDecision
 from web.container import SCOPE_KEY, Container
 from web.problems import send_problem
 
@@ -85,68 +87,74 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-class RateLimitMiddleware:
-    """``path_limits`` adds a tighter budget on some paths (e.g. chat completions), counted
-    separately and on top of the general one; responses there describe whichever budget is
-    closer to running out, and ``RateLimit-Policy`` lists both."""
+def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
+    """IETF RateLimit-* headers for a decision (Retry-After too when it is exceeded)."""
+    headers = {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(decision.reset),
+        "RateLimit-Policy": decision.policy,
+    }
+    if decision.exceeded:
+        headers["Retry-After"] = str(decision.reset)
+    return headers
 
-    WINDOW = 60
+
+async def rate_limit(
+    container: Container, scope: Scope, budget: str | None = None
+) -> RateDecision | None:
+    """Count one HTTP request against the per-client budget (services/shared/ratelimit.py):
+    the caller is the token's subject when a valid token is sent (verified once per request),
+    else the client address."""
+    limiter = container.rate_limiter
+    if not limiter.applies(budget):
+        return None
+    token = bearer_token(_header(scope, b"authorization"))
+    claims = container.auth.verify(token, scope) if token else None
+    client = scope.get("client")
+    return await limiter.hit(client_key(claims, client[0] if client else None), budget)
+
+
+class RateLimitMiddleware:
+    """Every REST request under ``prefix`` counts against the per-client budget; a path in
+    ``path_budgets`` (chat completions) also against a tighter budget of its own, and responses
+    there describe whichever is closer to running out (``RateLimit-Policy`` lists both). Paths
+    in ``exclude`` belong to adapters that count their requests themselves (GraphQL)."""
 
     def __init__(
         self,
         app: ASGIApp,
         container: Container,
         prefix: str = "/v1",
-        path_limits: dict[str, int] | None = None,
+        path_budgets: Iterable[str] = (),
+        exclude: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.container = container
-        self.limit = container.settings.rate_limit_per_minute
         self.prefix = prefix
-        self.path_limits = {p: n for p, n in (path_limits or {}).items() if n > 0}
-
-    def _client_key(self, scope: Scope) -> str:
-        auth = _header(scope, b"authorization")
-        if auth and auth[:7].lower() == "bearer ":
-            claims = self.container.tokens.verify(auth[7:].strip())
-            if claims:
-                return f"sub:{claims.get('tid', '')}:{claims['sub']}"
-        client = scope.get("client")
-        return f"ip:{client[0] if client else 'unknown'}"
+        self.path_budgets = frozenset(path_budgets)
+        self.exclude = frozenset(exclude)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if not path.startswith(self.prefix) or path in self.exclude:
             await self.app(scope, receive, send)
             return
-        path_limit = self.path_limits.get(scope["path"])
-        if self.limit <= 0 and path_limit is None:
+        decision = await rate_limit(
+            self.container, scope, path if path in self.path_budgets else None
+        )
+        if decision is None:
             await self.app(scope, receive, send)
             return
-        client = self._client_key(scope)
-        budgets: list[tuple[int, int, int]] = []  # (limit, count, reset)
-        if self.limit > 0:
-            count, reset = await self.container.counters.increment("rl:" + client, self.WINDOW)
-            budgets.append((self.limit, count, reset))
-        if path_limit is not None:
-            count, reset = await self.container.counters.increment(
-                f"rl:{scope['path']}:{client}", self.WINDOW
-            )
-            budgets.append((path_limit, count, reset))
-        limit, count, reset = min(budgets, key=lambda b: (b[0] - b[1], -b[2]))
-        remaining = max(limit - count, 0)
-        headers = {
-            "RateLimit-Limit": str(limit),
-            "RateLimit-Remaining": str(remaining),
-            "RateLimit-Reset": str(reset),
-            "RateLimit-Policy": ", ".join(f"{b[0]};w={self.WINDOW}" for b in budgets),
-        }
-        if count > limit:
+        headers = rate_limit_headers(decision)
+        if decision.exceeded:
             await send_problem(
                 send,
                 429,
-                f"Rate limit exceeded. Please wait {reset} seconds before making another request.",
-                headers={**headers, "Retry-After": str(reset)},
-                instance=scope["path"],
+                f"Rate limit exceeded. Please wait {decision.reset} seconds before making "
+                "another request.",
+                headers=headers,
+                instance=path,
             )
             return
         raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]

@@ -8,35 +8,16 @@ from typing import Any
 
 from starlette.requests import Request
 
-from auth.security import token_info
-from auth.tokens import principal_from_claims
 from models import Pet
 from protocols.graphql_api.loaders import BatchLoader
 from services.orders.orders import OrderAccess
-from services.shared.errors import AuthenticationFailed, DomainError, Forbidden
-from services.shared.principal import Principal, anonymous
+from services.shared.errors import DomainError
+from services.shared.principal import Principal
 from web import urls
 from web.container import SCOPE_KEY, Container
 
 CALLER_KEY = "petstore.graphql.caller"
 """Where the middleware leaves the caller (a Principal, or the DomainError that refused it)."""
-
-
-async def authenticate(request: Request) -> Principal:
-    """The same rules as REST: no Authorization header is anonymous; a bad or expired token is
-    AuthenticationFailed; a token used with another tenant's X-Tenant-ID is Forbidden."""
-    tenant = (request.headers.get("x-tenant-id") or "").lower()
-    header = request.headers.get("authorization")
-    if not header:
-        return anonymous(tenant)
-    scheme, _, token = header.partition(" ")
-    claims = await token_info(token.strip(), request) if scheme.lower() == "bearer" else None
-    if not claims:
-        raise AuthenticationFailed("The bearer token is invalid or expired.")
-    who = principal_from_claims(claims)
-    if tenant and tenant != who.tenant:
-        raise Forbidden("The token was issued for another tenant than X-Tenant-ID names.")
-    return who
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """GraphQL errors: every error carries ``extensions.code``; domain errors take theirs from
 protocols.errors (one table for every protocol), with the fields they name in
-``extensions.fields``. Anything unexpected is logged and shown without internals."""
+``extensions.errors`` (as REST's ``errors[]``). Anything unexpected is logged and shown
+without internals."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from ariadne import format_error, unwrap_graphql_error
 from graphql import GraphQLError
 
-from protocols.errors import field_errors, graphql_code
+from protocols.errors import field_errors, graphql_code, retry_after
 from services.shared.errors import DomainError
 
 log = logging.getLogger("petstore.graphql")
@@ -39,10 +40,10 @@ def format_graphql_error(error: GraphQLError, debug: bool = False) -> dict[str, 
         extensions["code"] = graphql_code(original)
         fields = field_errors(original)
         if fields:
-            extensions["fields"] = fields
-        retry_after = getattr(original, "retry_after", None)
-        if retry_after is not None:
-            extensions["retryAfter"] = retry_after
+            extensions["errors"] = fields
+        wait = retry_after(original)
+        if wait is not None:
+            extensions["retryAfter"] = wait
     elif error.path is None:  # refused before execution
         extensions.setdefault("code", _request_error_code(error))
     else:

@@ -357,6 +357,23 @@ class TestLimits:
         assert "graphiql" in page.text.lower()
 
 
+def test_over_the_rate_limit_is_rate_limited_429_with_retry_after(settings: Any) -> None:
+    limited = create_app(settings.with_overrides(rate_limit_per_minute=2))
+    query = {"query": "{ pets { totalCount } }"}
+    with limited.test_client() as client:
+        first = client.post("/v1/graphql", json=query)
+        assert first.status_code == 200
+        assert first.headers["ratelimit-limit"] == "2"
+        assert first.headers["ratelimit-remaining"] == "1"
+        client.post("/v1/graphql", json=query)
+        refused = client.post("/v1/graphql", json=query)
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0
+    error = refused.json()["errors"][0]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert error["extensions"]["retryAfter"] == int(refused.headers["retry-after"])
+
+
 @contextmanager
 def counted_statements(db: Database) -> Iterator[list[str]]:
     seen: list[str] = []

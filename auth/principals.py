@@ -1,0 +1,112 @@
+"""The one place a bearer credential becomes a ``Principal``, whatever carries it (an HTTP
+header, gRPC metadata, a WebSocket's first message): signature and expiry checked once per
+request, the account's *current* role applied, the tenant bound.
+
+Rules:
+- No credential: an anonymous principal in the tenant the caller names (X-Tenant-ID or its
+  equivalent).
+- A credential that is sent must be valid: a malformed, expired or foreign token, or one whose
+  account is gone, is refused (``AuthenticationFailed``), never treated as no token at all.
+- A token is bound to the tenant it was issued in; naming another tenant is ``Forbidden``.
+- Scopes follow the account's current role: a demoted account loses scopes at once, a deleted
+  one its access (within the role cache's lifetime on other workers); a token never carries
+  more than its role grants."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
+
+from auth.tokens import TokenService, principal_from_claims
+from services.accounts.roles import RoleLookup
+from services.shared.errors import AuthenticationFailed, Forbidden
+from services.shared.principal import ROLE_SCOPES, Principal, anonymous
+
+VERIFIED_KEY = "petstore.verified"
+"""Where a request's verified token is remembered (in its ASGI scope), so that the rate limiter,
+the REST security check and the handlers verify it once."""
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value; None for anything else."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def bind_tenant(who: Principal, tenant: str | None) -> Principal:
+    """The principal, provided the tenant the caller names (if any) is the token's."""
+    if tenant and tenant.lower() != who.tenant:
+        raise Forbidden("The token was issued for another tenant than X-Tenant-ID names.")
+    return who
+
+
+def client_key(claims: dict[str, Any] | None, address: str | None) -> str:
+    """Whose budget a request counts against: the token's subject, else the client address."""
+    if claims:
+        return f"sub:{claims.get('tid', '')}:{claims['sub']}"
+    return f"ip:{address or 'unknown'}"
+
+
+class Authenticator:
+    def __init__(self, tokens: TokenService, roles: RoleLookup) -> None:
+        self.tokens = tokens
+        self.roles = roles
+
+    def verify(
+        self, token: str, scope: MutableMapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The token's claims if its signature, issuer, audience and expiry hold, else None;
+        remembered in ``scope`` (a request's ASGI scope) so a request verifies it once."""
+        if scope is not None:
+            seen = scope.get(VERIFIED_KEY)
+            if seen is not None and seen[0] == token:
+                return seen[1]  # type: ignore[no-any-return]
+        claims = self.tokens.verify(token)
+        if scope is not None:
+            scope[VERIFIED_KEY] = (token, claims)
+        return claims
+
+    async def current_claims(
+        self, token: str, scope: MutableMapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Verified claims whose ``role`` is the account's role now and whose ``scope`` is what
+        that role still grants of what the token was issued with; None when the token is
+        invalid or its account no longer exists."""
+        claims = self.verify(token, scope)
+        if claims is None:
+            return None
+        try:
+            subject = uuid.UUID(str(claims["sub"]))
+        except ValueError:
+            return None
+        role = await self.roles.role(str(claims.get("tid", "")), subject)
+        if role is None:
+            return None
+        granted = ROLE_SCOPES.get(role, frozenset())
+        issued = frozenset(str(claims.get("scope", "")).split())
+        # A token issued for fewer scopes than its role had keeps only those.
+        if issued != ROLE_SCOPES.get(str(claims.get("role", "")), frozenset()):
+            granted = granted & issued
+        return {**claims, "role": role, "scope": " ".join(sorted(granted))}
+
+    async def principal(
+        self,
+        authorization: str | None,
+        tenant: str | None = None,
+        scope: MutableMapping[str, Any] | None = None,
+    ) -> Principal:
+        """The caller behind an Authorization value (``Bearer <token>``) in the named tenant.
+        Raises AuthenticationFailed (a credential that is not a valid token) and Forbidden
+        (another tenant)."""
+        tenant = (tenant or "").lower()
+        if not authorization:
+            return anonymous(tenant)
+        token = bearer_token(authorization)
+        claims = await self.current_claims(token, scope) if token else None
+        if claims is None:
+            raise AuthenticationFailed("The bearer token is invalid or expired.")
+        return bind_tenant(principal_from_claims(claims), tenant)
