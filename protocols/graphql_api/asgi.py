@@ -10,6 +10,7 @@ import logging
 import orjson
 from ariadne.asgi import GraphQL
 from ariadne.explorer import ExplorerGraphiQL, ExplorerHttp405
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from protocols.errors import graphql_code
@@ -30,13 +31,6 @@ MAX_TOKENS = 10_000
 # logs the unexpected ones with their traceback, once.
 _ariadne_log = logging.getLogger("petstore.graphql.ariadne")
 _ariadne_log.addFilter(lambda _record: False)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 class GraphQLMiddleware:
@@ -69,9 +63,10 @@ class GraphQLMiddleware:
         if decision is not None and decision.exceeded:
             await self._rate_limited(send, decision)
             return
+        headers = Headers(scope=scope)
         try:
             scope[CALLER_KEY] = await self.container.auth.principal(
-                _header(scope, b"authorization"), _header(scope, b"x-tenant-id"), scope
+                headers.get("authorization"), headers.get("x-tenant-id"), scope
             )
         except DomainError as refused:  # reported by every field that needs the caller
             scope[CALLER_KEY] = refused
