@@ -7,7 +7,9 @@
    Starlette ceiling, the FastAPI peer, ours with response validation on, ours with it off. Each
    endpoint gets a warm-up, then ``wrk -t2 -c32 --latency`` (GET list, GET one, POST last so its
    inserts do not change the GETs). Our rounds each start from a fresh copy of the snapshot.
-3. A table on stdout and the same figures as JSON in ``var/bench-results.json``.
+3. GraphQL next to REST on our server (validation on): get one pet as ``POST /v1/graphql``
+   ``pet(id)`` with the fields of the REST body, reported as a ratio to ``GET /v1/pets/{id}``.
+4. A table on stdout and the same figures as JSON in ``var/bench-results.json``.
 
 Environment: ``BENCH_SECONDS`` (default 8), ``BENCH_QUICK=1`` (2-second runs),
 ``BENCH_LOADGEN=python`` (force the httpx fallback), ``BENCH_KEEP=1`` (keep the temp dir),
@@ -311,6 +313,38 @@ def bench_server(key: str, server: Server, ctx: Context) -> dict[str, dict[str, 
     return out
 
 
+GRAPHQL_GET_PET = "POST /v1/graphql pet(id)"
+PET_SELECTION = (
+    "id name species breed ageMonths size color gender goodWithKids goodWithPets price currency "
+    "description status photos tenantId createdAt updatedAt"
+)
+
+
+def graphql_get_pet(server: Server, seeded: Seeded) -> load.Request:
+    """Get one pet over GraphQL, asking for the fields the REST body carries (links aside)."""
+    query = f"query($id: ID!) {{ pet(id: $id) {{ {PET_SELECTION} }} }}"
+    body = json.dumps({"query": query, "variables": {"id": seeded.pet_id}}, separators=(",", ":"))
+    return load.Request("POST", f"{server.base}/graphql", body=body)
+
+
+def bench_graphql(server: Server, ctx: Context) -> dict[str, Any]:
+    request = graphql_get_pet(server, ctx.seeded)
+    status = probe(request)
+    load.run_load(ctx.wrk, request, ctx.cfg.warmup, ctx.work.root)
+    result = load.run_load(ctx.wrk, request, ctx.cfg.seconds, ctx.work.root)
+    flags = result.flags + ([f"PROBE-STATUS {status}"] if status != 200 else [])
+    log(f"{LABELS[OURS_ON]:<22} {GRAPHQL_GET_PET:<18} {result.rps:>9.1f} req/s")
+    return {
+        "rps": round(result.rps, 2),
+        "p50_ms": None if result.p50_ms is None else round(result.p50_ms, 2),
+        "p99_ms": None if result.p99_ms is None else round(result.p99_ms, 2),
+        "requests": result.requests,
+        "probe_status": status,
+        "flags": flags,
+        "tool": result.tool,
+    }
+
+
 def run_rounds(ctx: Context) -> dict[str, Any]:
     work, seeded = ctx.work, ctx.seeded
     results: dict[str, Any] = {}
@@ -336,6 +370,8 @@ def run_rounds(ctx: Context) -> dict[str, Any]:
         migrate(env)
         with running(key, "app:app_from_env", env, work.root) as srv:
             results[key] = bench_server(key, srv, ctx)
+            if key == OURS_ON:
+                results["graphql"] = bench_graphql(srv, ctx)
     return results
 
 
@@ -391,6 +427,19 @@ def print_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
                 f"{row['label']:<24}{row['rps']:>10.1f}{fmt(row['p99_ms'], '.2f'):>10}"
                 f"{fmt(row['vs_starlette'], '.3f'):>13}x{fmt(row['vs_fastapi'], '.2f'):>11}x"
                 f"  {' '.join(row['flags'])}"
+            )
+    graphql = meta.get("graphql")
+    if graphql:
+        print("\nGet one pet, GraphQL next to REST (ours, validation on)")
+        print(f"{'protocol':<34}{'req/s':>10}{'p99 ms':>10}{'vs REST':>10}  flags")
+        print("-" * 71)
+        rest = graphql["rest"]
+        for label, figures in (("REST  GET /v1/pets/{id}", rest),
+                               (f"GraphQL {GRAPHQL_GET_PET}", graphql["graphql"])):  # fmt: skip
+            print(
+                f"{label:<34}{figures['rps']:>10.1f}{fmt(figures['p99_ms'], '.2f'):>10}"
+                f"{fmt(_ratio(figures['rps'], rest['rps']), '.3f'):>9}x"
+                f"  {' '.join(figures['flags'])}"
             )
     flagged = [r for r in rows if r["flags"]]
     print()
@@ -450,9 +499,17 @@ def main() -> int:
         "seed_pets": SEED_PETS,
         "list_bytes": len(seeded.list_body),
         "fastapi_shape": results.pop("fastapi_shape"),
+        "graphql": {
+            "rest": results[OURS_ON]["GET /v1/pets/{id}"],
+            "graphql": results["graphql"],
+            "graphql_vs_rest": _ratio(
+                results["graphql"]["rps"], results[OURS_ON]["GET /v1/pets/{id}"]["rps"]
+            ),
+        },
         "cpu_busy_before": busy_before,
         "cpu_busy_after": cpu_busy_fraction(),
     }
+    results.pop("graphql")
     rows = build_rows(results)
     write_json(rows, meta)
     print_table(rows, meta)

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from protocols.errors import graphql_code
 from protocols.graphql_api.context import CALLER_KEY, make_context
 from protocols.graphql_api.errors import format_graphql_error
-from protocols.graphql_api.limits import parse_query, validation_rules
+from protocols.graphql_api.limits import CachedValidator, parse_query, validation_rules
 from protocols.graphql_api.schema import build_schema
 from services.shared.errors import DomainError, TooManyAttempts
 from services.shared.ratelimit import RateDecision
@@ -43,6 +43,7 @@ class GraphQLMiddleware:
             build_schema(),
             context_value=make_context,
             query_parser=parse_query(MAX_TOKENS),
+            query_validator=CachedValidator(),
             validation_rules=validation_rules(
                 settings.graphql_max_depth, settings.graphql_max_cost
             ),

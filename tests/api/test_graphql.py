@@ -324,6 +324,13 @@ class TestLimits:
         assert r.codes == ["QUERY_TOO_COMPLEX"]
         assert "cost" in r.errors[0]["message"].lower()
 
+    def test_the_cost_is_judged_per_request_on_a_cached_document(self, gql: Gql) -> None:
+        aliases = " ".join(f"p{i}: pets(first: $n) {{ totalCount }}" for i in range(12))
+        query = f"query($n: Int) {{ {aliases} }}"
+        assert gql(query, {"n": 1}).status == 200
+        assert gql(query, {"n": 100}).codes == ["QUERY_TOO_COMPLEX"]
+        assert gql(query, {"n": 2}).status == 200
+
     def test_a_body_over_the_limit_is_413_and_every_response_has_a_request_id(
         self, api: Api
     ) -> None:
