@@ -6,6 +6,7 @@ without internals."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from ariadne import format_error, unwrap_graphql_error
@@ -22,13 +23,24 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL = "INTERNAL_SERVER_ERROR"
 
 
-def _request_error_code(error: GraphQLError) -> str:
-    """Errors raised before execution: syntax, validation, or variables of the wrong type."""
+_BAD_VALUE = re.compile(r"^Variable '\$\w+'|Expected value of type|got invalid value")
+_VALUE_AT = re.compile(
+    r"^Variable '\$(\w+)' (?:has invalid value|got invalid value)(?: at \.?([\w.\[\]]+))?"
+)
+
+
+def _request_error(error: GraphQLError) -> tuple[str, list[dict[str, str]]]:
+    """Errors raised before execution: syntax, validation, or values of the wrong type (in the
+    variables or written in the query), the latter with the field they are about."""
     if error.message.startswith("Syntax Error"):
-        return PARSE_FAILED
-    if error.message.startswith("Variable '$"):
-        return BAD_USER_INPUT  # coercion of the variables (wrong type, missing, not an enum)
-    return VALIDATION_FAILED
+        return PARSE_FAILED, []
+    if not _BAD_VALUE.search(error.message):
+        return VALIDATION_FAILED, []
+    found = _VALUE_AT.match(error.message)
+    if found is None:
+        return BAD_USER_INPUT, []
+    field = found.group(2) or found.group(1)
+    return BAD_USER_INPUT, [{"field": field, "message": error.message, "code": "invalid"}]
 
 
 def format_graphql_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
@@ -45,7 +57,10 @@ def format_graphql_error(error: GraphQLError, debug: bool = False) -> dict[str, 
         if wait is not None:
             extensions["retryAfter"] = wait
     elif error.path is None:  # refused before execution
-        extensions.setdefault("code", _request_error_code(error))
+        if "code" not in extensions:  # the limits set their own
+            extensions["code"], fields = _request_error(error)
+            if fields:
+                extensions["errors"] = fields
     else:
         log.error("unexpected error in a resolver", exc_info=original or error)
         formatted["message"] = "An unexpected error occurred."

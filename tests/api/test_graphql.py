@@ -151,6 +151,15 @@ class TestPets:
         )
         assert r.status == 400
         assert r.codes == ["BAD_USER_INPUT"]
+        assert r.fields == ["species[0]"]
+        r = gql(
+            "mutation($input: PetInput!) { createPet(input: $input) { id } }",
+            {"input": {**PET_INPUT, "price": "a lot"}},
+        )
+        assert r.codes == ["BAD_USER_INPUT"]
+        assert r.fields == ["price"]
+        r = gql('{ pets(filter: {minPrice: "NaN"}) { totalCount } }')
+        assert r.codes == ["BAD_USER_INPUT"]
 
     def test_managing_pets_needs_a_token_with_write_pets(self, api: Api, gql: Gql) -> None:
         mutation = "mutation($input: PetInput!) { createPet(input: $input) { id } }"
