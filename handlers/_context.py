@@ -12,6 +12,7 @@ from starlette.responses import Response
 from auth.principals import bind_tenant
 from auth.tokens import principal_from_claims
 from services.shared.principal import Principal, anonymous
+from settings import API_PREFIX
 from web.container import SCOPE_KEY, Container
 
 JSON = "application/json"
@@ -40,9 +41,9 @@ def api_base() -> str:
     proxy or cache), else the request's scheme and Host (syntax checked by web.middleware)."""
     public = container().settings.public_url
     if public:
-        return f"{public}/v1"
+        return f"{public}{API_PREFIX}"
     url = request.url
-    return f"{url.scheme}://{url.netloc}/v1"
+    return f"{url.scheme}://{url.netloc}{API_PREFIX}"
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
