@@ -48,7 +48,7 @@ from services.shared.ratelimit import RateLimiter
 from services.shared.throttle import FailureThrottle
 from services.webhooks import delivery
 from services.webhooks.subscriptions import WebhookService
-from settings import ROOT, Settings
+from settings import API_PREFIX, ROOT, Settings
 from web.container import Container
 from web.middleware import (
     RateLimitMiddleware,
@@ -60,7 +60,7 @@ from web.middleware import (
 from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
-CHAT_PATH = "/v1/chat/completions"  # has a per-user budget of its own
+CHAT_PATH = f"{API_PREFIX}/chat/completions"  # has a per-user budget of its own
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and additionalMetadata around the file
 log = logging.getLogger("petstore")
 
@@ -172,7 +172,7 @@ def build_container(settings: Settings) -> Container:
             db,
             processor,
             settings.order_hold,
-            f"{settings.public_url}/v1" if settings.public_url else "/v1",
+            f"{settings.public_url}{API_PREFIX}" if settings.public_url else API_PREFIX,
         ),
         users=UserService(
             db,
@@ -237,7 +237,7 @@ def create_app(settings: Settings) -> AsyncApp:
     )
     app.add_api(
         spec,
-        base_path="/v1",
+        base_path=API_PREFIX,
         resolver=Resolver(function_resolver=resolve_handler),
         strict_validation=True,
         validate_responses=settings.validate_responses,

@@ -12,6 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+API_PREFIX = "/v1"
+"""Where the API lives below the host: every protocol's endpoints and every link the API hands
+out start with it (REST operations, /v1/graphql, ...)."""
 
 
 def _bool(value: str | None, default: bool) -> bool:

@@ -8,6 +8,7 @@ from connexion import request
 from starlette.responses import Response
 
 from handlers._context import container, json_response, principal
+from schemas.common import timestamp
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -20,7 +21,7 @@ async def create_auth_token(body: dict[str, Any]) -> Response:
     return json_response(
         {
             "token": issued.token,
-            "expiresAt": issued.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "expiresAt": timestamp(issued.expires_at),
             "access_token": issued.token,
             "token_type": "Bearer",
             "expires_in": issued.expires_in,

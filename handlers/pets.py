@@ -16,7 +16,15 @@ from handlers._context import (
     no_content,
     principal,
 )
-from schemas.pets import dump_collection, dump_pet, etag, flatten_search, load_pet, load_pet_query
+from schemas.pets import (
+    dump_collection,
+    dump_pet,
+    etag,
+    flatten_search,
+    load_pet,
+    load_pet_query,
+    photo_url,
+)
 from web.validators import FORM_SCOPE_KEY
 
 
@@ -85,7 +93,7 @@ async def upload_pet_image(id: uuid.UUID, **_form: Any) -> Response:  # noqa: A0
     finally:
         if form is not None:
             await form.close()
-    url = f"{api_base()}/{stored.path}"
+    url = photo_url(str(id), stored.name, api_base())
     body = {"code": 201, "type": "image", "message": url}
     return json_response(body, 201, {"Location": url})
 

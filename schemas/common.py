@@ -8,16 +8,15 @@ functions build the same dicts in a fraction of that. The spec validates what th
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from services.shared.events import rfc3339
 from services.shared.pagination import Page
 
-
-def timestamp(value: datetime) -> str:
-    """RFC 3339, UTC, whole seconds: ``2025-12-21T13:56:23Z``."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+timestamp = rfc3339
+"""RFC 3339, UTC, whole seconds (``2025-12-21T13:56:23Z``): one definition for the responses and
+the events (services/shared/events.py)."""
 
 
 def put_optional(data: dict[str, Any], key: str, value: Any) -> None:

@@ -21,7 +21,7 @@ def dump_pet(pet: Pet, api_base: str) -> dict[str, Any]:
         "price": f"{pet.price:.2f}",
         "currency": pet.currency,
         "status": pet.status,
-        "photos": [photo_url(p, api_base) for p in pet.photos or ()],
+        "photos": [photo_url(pet_id, p, api_base) for p in pet.photos or ()],
         "tenantId": pet.tenant_id or None,
         "createdAt": timestamp(pet.created_at),
         "updatedAt": timestamp(pet.updated_at),
@@ -40,9 +40,11 @@ def dump_pet(pet: Pet, api_base: str) -> dict[str, Any]:
     return data
 
 
-def photo_url(stored: str, api_base: str) -> str:
-    """Uploaded photos are stored as paths below the API base; absolute URLs pass through."""
-    return stored if "://" in stored else f"{api_base}/{stored}"
+def photo_url(pet_id: str, stored: str, api_base: str) -> str:
+    """Uploaded photos are stored by image name (Get Pet Image serves them); absolute URLs pass
+    through. The base is added here, so a changed host or PETSTORE_PUBLIC_URL never leaves
+    stale URLs behind."""
+    return stored if "://" in stored else f"{api_base}/pets/{pet_id}/images/{stored}"
 
 
 def etag(pet: Pet) -> str:

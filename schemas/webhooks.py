@@ -7,6 +7,7 @@ from typing import Any
 from models import WebhookAttempt, WebhookSubscription
 from schemas.common import collection_links, page_meta, put_optional, timestamp
 from services.shared.pagination import Page
+from services.webhooks.delivery import Claimed
 from services.webhooks.subscriptions import DeliveryView
 
 
@@ -73,4 +74,14 @@ def dump_deliveries(
         "data": [dump_delivery(d) for d in page.items],
         "pagination": page_meta(page),
         "links": collection_links(page, api_base, path, params),
+    }
+
+
+def dump_envelope(delivery: Claimed) -> dict[str, Any]:
+    """What a webhook or callback POSTs: the reference's envelope around the event's data."""
+    return {
+        "eventId": str(delivery.event_id),
+        "eventType": delivery.event_type,
+        "timestamp": timestamp(delivery.occurred_at),
+        "data": delivery.data,
     }

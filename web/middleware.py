@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.principals import bearer_token, client_key
 from services.shared.ratelimit import RateDecision
+from settings import API_PREFIX
 from web.container import SCOPE_KEY, Container
 from web.problems import send_problem
 
@@ -125,7 +126,7 @@ class RateLimitMiddleware:
         self,
         app: ASGIApp,
         container: Container,
-        prefix: str = "/v1",
+        prefix: str = API_PREFIX,
         path_budgets: Iterable[str] = (),
         exclude: Iterable[str] = (),
     ) -> None:
@@ -204,7 +205,7 @@ class RequestGuard:
         app: ASGIApp,
         routes: Iterable[tuple[str, set[str]]],
         max_body_bytes: int,
-        base_path: str = "/v1",
+        base_path: str = API_PREFIX,
         query_paths: Iterable[str] = (),
         body_limits: Iterable[tuple[str, str, int]] = (),
         produces: Iterable[tuple[str, set[str]]] = (),

@@ -20,11 +20,12 @@ from protocols.graphql_api.limits import CachedValidator, parse_query, validatio
 from protocols.graphql_api.schema import build_schema
 from services.shared.errors import DomainError, TooManyAttempts
 from services.shared.ratelimit import RateDecision
+from settings import API_PREFIX
 from web.container import Container
 from web.middleware import BodyTooLarge, rate_limit, rate_limit_headers
 from web.problems import send_problem
 
-GRAPHQL_PATH = "/v1/graphql"
+GRAPHQL_PATH = f"{API_PREFIX}/graphql"
 MAX_TOKENS = 10_000
 
 # ariadne logs every error of every response (a NOT_FOUND too); errors.format_graphql_error

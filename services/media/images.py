@@ -32,7 +32,6 @@ from services.media.store import (
     MediaStore,
     image_key,
     pet_prefix,
-    photo_path,
 )
 from services.shared.errors import Conflict, ImageMissing, NotFound
 from services.shared.principal import Principal
@@ -43,7 +42,6 @@ MAX_PHOTOS = 20
 @dataclass(frozen=True)
 class StoredImage:
     name: str
-    path: str  # below the API base, e.g. pets/<id>/images/<name>
     created: bool  # False when the same image was already one of the pet's photos
 
 
@@ -112,14 +110,13 @@ class ImageService:
             self._process, file, declared_type, limiter=self._slots
         )
         created = await anyio.to_thread.run_sync(self._store, pet_id, image)
-        path = photo_path(pet_id, image.name)
 
         def record(session: Session) -> bool:
             pet = load_pet(session, pet_id, lock=True)
-            if path in (pet.photos or ()):
+            if image.name in (pet.photos or ()):
                 return False
             _check_room(pet)
-            pet.photos = [*(pet.photos or ()), path]
+            pet.photos = [*(pet.photos or ()), image.name]
             pet.version += 1
             pet.updated_at = utcnow()
             return True
@@ -130,7 +127,7 @@ class ImageService:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._remove, created)
             raise
-        return StoredImage(image.name, path, added)
+        return StoredImage(image.name, added)
 
     async def delete_pet_files(self, pet_id: uuid.UUID) -> None:
         """Every file of a deleted pet (catalogue.pets.PetFiles)."""

@@ -37,9 +37,3 @@ def image_key(pet_id: uuid.UUID, name: str) -> str:
     if not IMAGE_NAME.match(name):
         raise ValueError(f"not an image name: {name!r}")
     return f"{pet_prefix(pet_id)}{name}"
-
-
-def photo_path(pet_id: uuid.UUID, name: str) -> str:
-    """What a pet's ``photos`` column stores: the URL path below the API base (the dump adds the
-    base, so a changed host or PETSTORE_PUBLIC_URL never leaves stale absolute URLs behind)."""
-    return f"pets/{pet_id}/images/{name}"

@@ -1,6 +1,7 @@
 """Domain events into the outbox, in the caller's transaction.
 
-``publish`` writes the event (the reference's envelope: eventId, eventType, timestamp, data) and
+``publish`` writes the event (its type and data; the webhook sender wraps it in the reference's
+envelope: eventId, eventType, timestamp, data) and
 one pending delivery per matching subscription: the order's owner's subscriptions and every
 admin's in the tenant. The delivery worker (services/delivery.py) sends them after commit; if the
 transaction rolls back, neither the change nor its event exists."""
@@ -25,6 +26,7 @@ EVENT_TYPES = (ORDER_STATUS_CHANGED, PAYMENT_SUCCEEDED)
 
 
 def rfc3339(value: datetime) -> str:
+    """RFC 3339, UTC, whole seconds: ``2025-12-21T13:56:23Z`` (responses use it too)."""
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -39,15 +41,6 @@ def order_snapshot(order: Order) -> dict[str, Any]:
         "currency": order.currency,
         "createdAt": rfc3339(order.created_at),
         "updatedAt": rfc3339(order.updated_at),
-    }
-
-
-def envelope(event: WebhookEvent) -> dict[str, Any]:
-    return {
-        "eventId": str(event.id),
-        "eventType": event.event_type,
-        "timestamp": rfc3339(event.created_at),
-        "data": event.payload,
     }
 
 

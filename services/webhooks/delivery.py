@@ -7,20 +7,17 @@ SQLite serializes writers (BEGIN IMMEDIATE), which gives the same guarantee. A 2
 ends a delivery (DELIVERED); anything else is retried after ``base * 2**(attempt-1)`` seconds
 (capped) until ``max_attempts``, then the delivery is DEAD (redeliverable by its owner).
 
-Signature (documented in the spec, verified by a test with the documented snippet):
-``X-Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>``."""
+What goes on the wire (the reference's envelope, the X-Webhook-* headers and the signature) is
+the Sender's business (infra/webhooks.py); this module decides when and what to send."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import anyio
 from sqlalchemy import and_, func, or_, select
@@ -29,7 +26,6 @@ from sqlalchemy.orm import Session
 from models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 from models.base import utcnow
 from models.database import Database
-from services.shared.events import envelope
 from services.webhooks import url_guard
 
 log = logging.getLogger("petstore.webhooks")
@@ -56,29 +52,25 @@ class DeliveryFailed(Exception):
     """The endpoint could not be reached (connection, timeout, blocked address)."""
 
 
-class Sender(Protocol):
-    async def post(
-        self, url: str, address: str, body: bytes, headers: dict[str, str], timeout_seconds: float
-    ) -> int:
-        """POST ``body`` to ``url`` by connecting to ``address``; the response status.
-        Raises DeliveryFailed."""
-        ...
-
-
 @dataclass(frozen=True)
 class Claimed:
+    """One delivery to attempt: where, the event, and the secret to sign it with."""
+
     id: uuid.UUID
     url: str
     secret: str
     event_id: uuid.UUID
     event_type: str
-    body: bytes
+    occurred_at: datetime
+    data: dict[str, Any]
     attempt: int
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
+class Sender(Protocol):
+    async def send(self, delivery: Claimed, address: str, timeout_seconds: float) -> int:
+        """Send the event, signed, to ``delivery.url`` by connecting to ``address`` (the
+        address the URL policy checked); the response status. Raises DeliveryFailed."""
+        ...
 
 
 def _claim(
@@ -110,10 +102,9 @@ def _claim(
         delivery.status = "DELIVERING"
         delivery.lease_until = now + timedelta(seconds=policy.lease_seconds)
         delivery.attempts += 1
-        body = json.dumps(envelope(event), separators=(",", ":")).encode()
         claimed.append(
-            Claimed(delivery.id, delivery.url, secret, event.id, event.event_type, body,
-                    delivery.attempts)
+            Claimed(delivery.id, delivery.url, secret, event.id, event.event_type,
+                    event.created_at, event.payload, delivery.attempts)
         )  # fmt: skip
     return claimed
 
@@ -186,18 +177,7 @@ async def deliver(db: Database, sender: Sender, claimed: Claimed, policy: Delive
                 lambda: url_guard.resolve(claimed.url, allow_loopback=policy.allow_loopback),
                 abandon_on_cancel=True,
             )
-            timestamp = int(time.time())
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": "Petstore-Webhooks/1.0",
-                "X-Webhook-Id": str(claimed.event_id),
-                "X-Webhook-Event": claimed.event_type,
-                "X-Webhook-Delivery": str(claimed.id),
-                "X-Webhook-Signature": sign(claimed.secret, timestamp, claimed.body),
-            }
-            status_code = await sender.post(
-                claimed.url, address, claimed.body, headers, policy.timeout_seconds
-            )
+            status_code = await sender.send(claimed, address, policy.timeout_seconds)
         if not 200 <= status_code < 300:
             error = f"endpoint answered {status_code}"
     except url_guard.BlockedUrl as exc:

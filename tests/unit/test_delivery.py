@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from infra.webhooks import sign
 from models import WebhookDelivery, WebhookEvent
 from models.base import utcnow, uuid7
 from models.database import Database
@@ -84,7 +85,7 @@ def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
     import hashlib
     import hmac
 
-    header = delivery.sign("whsec_k", 1700000000, b"{}")
+    header = sign("whsec_k", 1700000000, b"{}")
     expected = hmac.new(b"whsec_k", b"1700000000.{}", hashlib.sha256).hexdigest()
     assert header == f"t=1700000000,v1={expected}"
 
