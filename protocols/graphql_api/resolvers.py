@@ -59,13 +59,15 @@ def _offset(after: str | None) -> int:
 def _window(first: int, start: int) -> tuple[int, int]:
     """(page, limit) of the service's page that holds items [start, start + first): the page
     size ``first`` when the window is aligned (clients paging with endCursor), else the
-    smallest size up to MAX_PAGE_SIZE that holds the window on one page."""
+    smallest size up to MAX_PAGE_SIZE that holds the window on one page. When none does (a
+    large unaligned window), the MAX_PAGE_SIZE page holding ``start``: fewer than ``first``
+    edges come back and ``hasNextPage`` says there are more, as Relay allows."""
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise InvalidInput([FieldError("first", f"must be between 1 and {MAX_PAGE_SIZE}", "range")])
     for limit in range(first, MAX_PAGE_SIZE + 1):
         if start // limit == (start + first - 1) // limit:
             return start // limit + 1, limit
-    return start // first + 1, first  # unreachable for the bounds above; keeps mypy calm
+    return start // MAX_PAGE_SIZE + 1, MAX_PAGE_SIZE
 
 
 def _connection(
