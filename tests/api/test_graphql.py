@@ -234,6 +234,24 @@ class TestOrders:
         assert again.codes == ["CONFLICT"]
         assert again.fields == ["status"]
 
+    def test_a_guest_order_is_reached_with_its_guest_token(self, api: Api, gql: Gql) -> None:
+        pet = api.create_pet(api.admin_token())
+        placed = gql(
+            "mutation($input: OrderInput!) { createOrder(input: $input) { id userId guestToken } }",
+            {"input": {"petId": pet["id"]}},
+        ).ok()["createOrder"]
+        assert placed["userId"] is None
+        assert placed["guestToken"]
+        query = "query($id: ID!) { order(id: $id) { id guestToken pet { id } } }"
+        assert gql(query, {"id": placed["id"]}).codes == ["UNAUTHENTICATED"]
+        assert gql(query, {"id": placed["id"]}, **{"X-Order-Token": "wrong"}).codes == ["NOT_FOUND"]
+        seen = gql(query, {"id": placed["id"]}, **{"X-Order-Token": placed["guestToken"]})
+        assert seen.ok()["order"] == {
+            "id": placed["id"],
+            "guestToken": None,
+            "pet": {"id": pet["id"]},
+        }
+
     def test_another_users_order_is_not_found(self, api: Api, gql: Gql) -> None:
         pet = api.create_pet(api.admin_token())
         _, owner = api.user_token()
