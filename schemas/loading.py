@@ -71,11 +71,13 @@ def field_errors(messages: Any, prefix: str = "") -> list[FieldError]:
 
 
 def load(schema: Schema, body: Any, prefix: str = "") -> dict[str, Any]:
-    """The command's keyword arguments, or InvalidInput naming every badly typed field."""
+    """The command's keyword arguments, or InvalidInput naming every badly typed field. A null
+    is taken as absent (adapters such as GraphQL pass unset optional arguments as None), so
+    the command's default applies, or a required field is reported missing."""
     if not isinstance(body, Mapping):
         raise InvalidInput([FieldError(prefix.rstrip(".") or "body", "must be an object", "type")])
     try:
-        data: dict[str, Any] = schema.load(body)
+        data: dict[str, Any] = schema.load({k: v for k, v in body.items() if v is not None})
     except ValidationError as exc:
         raise InvalidInput(field_errors(exc.messages, prefix.rstrip("."))) from None
     return data
