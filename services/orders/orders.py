@@ -48,6 +48,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     CANCELLED: frozenset(),
 }
 CUSTOMER_CANCELLABLE = frozenset({PLACED, APPROVED})
+STAFF_TARGETS = (SHIPPED, DELIVERED, CANCELLED)
+"""What Update Order Status may ask for (#/components/schemas/OrderStatusChange)."""
 DEFAULT_HOLD = timedelta(minutes=30)
 
 
@@ -150,7 +152,7 @@ def change_status(
             )
         paid = settled_payment(session, order.id)
         if paid is not None and paid.status == PaymentStatus.SUCCEEDED:
-            paid.status = "CANCELLED"  # voided: the charge is reversed
+            paid.status = PaymentStatus.CANCELLED  # voided: the charge is reversed
             paid.updated_at = utcnow()
     pet = session.get(Pet, order.pet_id, with_for_update=True)
     if pet is not None:
@@ -277,9 +279,12 @@ async def advance_order(
     db: Database, principal: Principal, order_id: uuid.UUID, status: str
 ) -> OrderView:
     """Staff move an order through fulfilment (SHIPPED, DELIVERED) or cancel it.
-    Raises Forbidden, NotFound, Conflict (illegal transition)."""
+    Raises Forbidden, InvalidInput (not one of those), NotFound, Conflict (illegal transition)."""
     if not principal.is_admin:
         raise Forbidden("Fulfilling orders is for shelter staff (admin scope).")
+    if status not in STAFF_TARGETS:
+        allowed = ", ".join(STAFF_TARGETS)
+        raise InvalidInput([FieldError("status", f"must be one of {allowed}", "enum")])
 
     def work(session: Session) -> OrderView:
         order = load_visible(session, OrderAccess(principal), order_id)

@@ -192,7 +192,7 @@ async def redeliver(
         delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
         if delivery is None or delivery.subscription_id != sub_id:
             raise NotFound("delivery", delivery_id)
-        if delivery.status == "DELIVERING":
+        if delivery.status == DeliveryStatus.DELIVERING:
             raise Conflict("The delivery is being attempted right now.", "status", "invalid_state")
         delivery.status = DeliveryStatus.PENDING
         delivery.attempts = 0

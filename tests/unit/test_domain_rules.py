@@ -40,7 +40,7 @@ from schemas.users import load_new_user, load_user
 from services.accounts.roles import RoleLookup
 from services.accounts.users import NewUser, UserData, UserService
 from services.catalogue.pets import PetData, PetQuery, PetService
-from services.orders.orders import NewOrder, OrderAccess
+from services.orders.orders import STAFF_TARGETS, NewOrder, OrderAccess
 from services.orders.payment_sources import BankAccount, Card
 from services.orders.payments import PaymentInput
 from services.orders.service import OrderService
@@ -532,6 +532,17 @@ def test_order_and_query_commands_validate_themselves() -> None:
     assert fields_of(lambda: load_pet_query({"sort": "-colour", "minAge": -1})) == {
         "sort", "minAge",
     }  # fmt: skip
+
+
+def test_order_status_change_vocabulary_matches_the_spec() -> None:
+    assert list(STAFF_TARGETS) == COMPONENTS["OrderStatusChange"]["properties"]["status"]["enum"]
+
+
+def test_staff_status_change_refuses_a_non_member(domain: Domain) -> None:
+    staff = domain.staff
+    with pytest.raises(InvalidInput) as caught:
+        domain.run(lambda: domain.orders.advance(staff, uuid.uuid4(), "PLACED"))
+    assert [e.field for e in caught.value.errors] == ["status"]
 
 
 def test_page_request_owns_defaults_and_clamps() -> None:
