@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from models.database import Database
 from services.orders import orders, payments
-from services.orders.orders import CANCELLED, DEFAULT_HOLD, OrderAccess, OrderView
+from services.orders.orders import CANCELLED, DEFAULT_HOLD, NewOrder, OrderAccess, OrderView
 from services.orders.payments import PaidOrder, PaymentInput
 from services.orders.processor import PaymentProcessor
 from services.shared.principal import Principal
@@ -29,9 +29,9 @@ class OrderService:
         self.hold = hold
         self.receipt_base = receipt_base
 
-    async def create(self, principal: Principal, pet_id: uuid.UUID) -> OrderView:
+    async def create(self, principal: Principal, order: NewOrder) -> OrderView:
         """Place Order: reserve the pet. Raises InvalidInput, Conflict, Forbidden."""
-        return await orders.create_order(self.db, principal, pet_id, self.hold)
+        return await orders.create_order(self.db, principal, order.pet_id, self.hold)
 
     async def get(self, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
         return await orders.get_order(self.db, access, order_id)
