@@ -10,14 +10,15 @@ from starlette.responses import Response
 from handlers._access import caller, order_access
 from handlers._context import api_base, container, json_response, no_content, principal
 from handlers._idempotency import idempotent
-from schemas.orders import dump_order, dump_payment, load_payment
+from schemas.orders import dump_order, dump_payment, load_order, load_payment
 
 
 async def create_order(body: dict[str, Any]) -> Response:
     who = await caller()
+    order = load_order(body)
 
     async def produce() -> Response:
-        view = await container().orders.create(who, uuid.UUID(str(body["petId"])))
+        view = await container().orders.create(who, order)
         location = f"{api_base()}/orders/{view.order.id}"
         return json_response(dump_order(view, api_base()), 201, {"Location": location})
 

@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from handlers._context import api_base, container, json_response, principal
 from schemas.inventory import dump_inventories, dump_inventory
+from services.shared.pagination import PageRequest
 
 
 async def get_inventory() -> Response:
@@ -13,6 +14,6 @@ async def get_inventory() -> Response:
     return json_response(dump_inventory(inventory))
 
 
-async def list_inventories(page: int = 1, limit: int = 20) -> Response:
-    rows = await container().inventory.by_species(principal(), page, limit)
+async def list_inventories(page: int | None = None, limit: int | None = None) -> Response:
+    rows = await container().inventory.by_species(principal(), PageRequest.of(page, limit))
     return json_response(dump_inventories(rows, api_base()))

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from handlers._access import order_access
 from handlers._context import api_base, container, json_response, no_content, principal
 from schemas.webhooks import dump_deliveries, dump_delivery, dump_subscription, dump_subscriptions
+from services.shared.pagination import PageRequest
 from services.webhooks import subscriptions as service
 
 
@@ -21,8 +22,8 @@ async def create_webhook(body: dict[str, Any]) -> Response:
     return json_response(data, 201, {"Location": data["links"]["self"]})
 
 
-async def list_webhooks(page: int = 1, limit: int = 20) -> Response:
-    found = await container().webhooks.list(principal(), page, limit)
+async def list_webhooks(page: int | None = None, limit: int | None = None) -> Response:
+    found = await container().webhooks.list(principal(), PageRequest.of(page, limit))
     return json_response(dump_subscriptions(found, api_base(), {}))
 
 
@@ -36,9 +37,14 @@ async def delete_webhook(id: uuid.UUID) -> Response:  # noqa: A002
     return no_content()
 
 
-async def list_webhook_deliveries(id: uuid.UUID, page: int = 1, limit: int = 20) -> Response:  # noqa: A002
+async def list_webhook_deliveries(
+    id: uuid.UUID,  # noqa: A002
+    page: int | None = None,
+    limit: int | None = None,
+) -> Response:
     sub_id = uuid.UUID(str(id))
-    found = await container().webhooks.deliveries(principal(), sub_id, page, limit)
+    paging = PageRequest.of(page, limit)
+    found = await container().webhooks.deliveries(principal(), sub_id, paging)
     return json_response(dump_deliveries(found, api_base(), f"/webhooks/{sub_id}/deliveries", {}))
 
 

@@ -8,8 +8,9 @@ from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, TenantScoped, UTCDateTime, utcnow, uuid7
+from models.enums import OrderStatus
 
-ACTIVE_ORDER_STATUSES = ("PLACED", "APPROVED", "SHIPPED")
+ACTIVE_ORDER_STATUSES = (OrderStatus.PLACED, OrderStatus.APPROVED, OrderStatus.SHIPPED)
 _ACTIVE = "status IN ('PLACED', 'APPROVED', 'SHIPPED')"
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Boolean, Integer, Numeric, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, TenantScoped, UTCDateTime, utcnow, uuid7
+from models.enums import Currency
 
 
 class Pet(TenantScoped, Base):
@@ -25,7 +26,7 @@ class Pet(TenantScoped, Base):
     good_with_kids: Mapped[bool | None] = mapped_column(Boolean)
     good_with_pets: Mapped[bool | None] = mapped_column(Boolean)
     price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
-    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    currency: Mapped[str] = mapped_column(String(3), default=Currency.USD)
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
     photos: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Index, String, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, TenantScoped, UTCDateTime, utcnow, uuid7
+from models.enums import Role
 
 
 class User(TenantScoped, Base):
@@ -28,7 +29,7 @@ class User(TenantScoped, Base):
     phone: Mapped[str | None] = mapped_column(String(20))
     preferences: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16), default="user")
+    role: Mapped[str] = mapped_column(String(16), default=Role.USER)
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

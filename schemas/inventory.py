@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.enums import PetStatus
 from schemas.common import collection_links, page_meta
 from services.catalogue.inventory import Counts, Inventory
 from services.shared.pagination import Page
@@ -12,10 +13,10 @@ from services.shared.pagination import Page
 def dump_counts(counts: Counts) -> dict[str, int]:
     by = counts.by_status
     return {
-        "available": by["AVAILABLE"],
-        "pending": by["PENDING"],
-        "adopted": by["ADOPTED"],
-        "notAvailable": by["NOT_AVAILABLE"],
+        "available": by[PetStatus.AVAILABLE],
+        "pending": by[PetStatus.PENDING],
+        "adopted": by[PetStatus.ADOPTED],
+        "notAvailable": by[PetStatus.NOT_AVAILABLE],
         "total": counts.total,
     }
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
+from marshmallow import fields
+
 from models import Pet
+from models.enums import PetStatus
 from schemas.common import collection_links, page_meta, put_optional, timestamp
+from schemas.loading import Bool, Int, LoadSchema, Money, Obj, Str, load
 from services.catalogue.pets import PetData, PetQuery
 from services.shared.pagination import Page
 
@@ -27,7 +30,7 @@ def dump_pet(pet: Pet, api_base: str) -> dict[str, Any]:
         "updatedAt": timestamp(pet.updated_at),
         "links": {"self": f"{api_base}/pets/{pet_id}"},
     }
-    if pet.status == "AVAILABLE":  # where to adopt it: POST an order with this petId
+    if pet.status == PetStatus.AVAILABLE:  # where to adopt it: POST an order with this petId
         data["links"]["adopt"] = f"{api_base}/orders"
     put_optional(data, "breed", pet.breed)
     put_optional(data, "size", pet.size)
@@ -61,66 +64,69 @@ def dump_collection(
     }
 
 
-_FIELDS = {
-    "ageMonths": "age_months",
-    "goodWithKids": "good_with_kids",
-    "goodWithPets": "good_with_pets",
-    "medicalInfo": "medical_info",
-}
-_WRITABLE = {
-    "name",
-    "species",
-    "age_months",
-    "price",
-    "status",
-    "currency",
-    "breed",
-    "size",
-    "color",
-    "gender",
-    "good_with_kids",
-    "good_with_pets",
-    "description",
-    "medical_info",
-}
+class PetSchema(LoadSchema):
+    """#/components/schemas/Pet, writable fields → PetData's keyword arguments."""
+
+    name = Str(required=True)
+    species = Str(required=True)
+    age_months = Int("ageMonths", required=True)
+    price = Money(required=True)
+    status = Str()
+    currency = Str()
+    breed = Str()
+    size = Str()
+    color = Str()
+    gender = Str()
+    good_with_kids = Bool("goodWithKids")
+    good_with_pets = Bool("goodWithPets")
+    description = Str()
+    medical_info = Obj("medicalInfo")
+
+
+_PET = PetSchema()
 
 
 def load_pet(body: dict[str, Any]) -> PetData:
-    """Writable fields only: readOnly fields (id, createdAt, links, ...) are ignored."""
-    values = {_FIELDS.get(k, k): v for k, v in body.items()}
-    values = {k: v for k, v in values.items() if k in _WRITABLE}
-    values["price"] = Decimal(values["price"])
-    return PetData(**values)
+    """Create and Replace Pet: writable fields only (readOnly ones such as id, createdAt, links
+    are ignored). Raises InvalidInput naming every bad field."""
+    return PetData(**load(_PET, body))
 
 
-def _tuple(value: Any) -> tuple[str, ...]:
-    return tuple(value) if value else ()
+def _strings(key: str | None = None) -> fields.Field[Any]:
+    return fields.List(fields.String(), data_key=key)
 
 
-def _decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
+class PetQuerySchema(LoadSchema):
+    """List Pets' query parameters (a search body is flattened into them first)."""
+
+    page = Int()
+    limit = Int()
+    species = _strings()
+    status = _strings()
+    size = _strings()
+    gender = _strings()
+    good_with_kids = Bool("goodWithKids")
+    good_with_pets = Bool("goodWithPets")
+    min_age = Int("minAge")
+    max_age = Int("maxAge")
+    min_price = Money("minPrice")
+    max_price = Money("maxPrice")
+    name = Str()
+    sort = Str()
+
+
+_QUERY = PetQuerySchema()
 
 
 def load_pet_query(params: dict[str, Any]) -> PetQuery:
-    """The list's query parameters (or a search body flattened into them) → PetQuery."""
-    sort = params.get("sort") or "-createdAt"
-    return PetQuery(
-        page=params.get("page") or 1,
-        limit=params.get("limit") or 20,
-        species=_tuple(params.get("species")),
-        status=_tuple(params.get("status")),
-        size=_tuple(params.get("size")),
-        gender=_tuple(params.get("gender")),
-        good_with_kids=params.get("goodWithKids"),
-        good_with_pets=params.get("goodWithPets"),
-        min_age=params.get("minAge"),
-        max_age=params.get("maxAge"),
-        min_price=_decimal(params.get("minPrice")),
-        max_price=_decimal(params.get("maxPrice")),
-        name=params.get("name"),
-        sort=sort.lstrip("-"),
-        descending=sort.startswith("-"),
-    )
+    """The list's query parameters (or a search body flattened into them) → PetQuery. Absent
+    and null values take the command's defaults (PageRequest owns the page's)."""
+    values = load(_QUERY, {k: v for k, v in params.items() if v is not None})
+    sort = values.pop("sort", None) or "-createdAt"
+    for key in ("species", "status", "size", "gender"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return PetQuery(**values, sort=sort.lstrip("-"), descending=sort.startswith("-"))
 
 
 def flatten_search(body: dict[str, Any]) -> dict[str, Any]:

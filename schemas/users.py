@@ -6,6 +6,7 @@ from typing import Any
 
 from models import User
 from schemas.common import put_optional, timestamp
+from schemas.loading import LoadSchema, Obj, Str, load
 from services.accounts.users import NewUser, UserData
 
 
@@ -28,22 +29,31 @@ def dump_user(user: User, api_base: str) -> dict[str, Any]:
     return data
 
 
-def _profile(body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "username": body["username"],
-        "email": body["email"],
-        "first_name": body["firstName"],
-        "last_name": body["lastName"],
-        "phone": body.get("phone"),
-        "preferences": body.get("preferences"),
-    }
+class UserProfileSchema(LoadSchema):
+    """#/components/schemas/UserProfile (Update User) → UserData's keyword arguments."""
+
+    username = Str(required=True)
+    email = Str(required=True)
+    first_name = Str("firstName", required=True)
+    last_name = Str("lastName", required=True)
+    phone = Str()
+    preferences = Obj()
+
+
+class NewUserSchema(UserProfileSchema):
+    """#/components/schemas/NewUser (Create User): the profile and the password."""
+
+    password = Str(required=True)
+
+
+_PROFILE, _NEW_USER = UserProfileSchema(), NewUserSchema()
 
 
 def load_user(body: dict[str, Any]) -> UserData:
-    """Update User: the profile fields."""
-    return UserData(**_profile(body))
+    """Update User: the profile fields. Raises InvalidInput naming every bad field."""
+    return UserData(**load(_PROFILE, body))
 
 
 def load_new_user(body: dict[str, Any]) -> NewUser:
-    """Create User: the profile and the password."""
-    return NewUser(**_profile(body), password=body["password"])
+    """Create User: the profile and the password. Raises InvalidInput naming every bad field."""
+    return NewUser(**load(_NEW_USER, body))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from models import WebhookAttempt, WebhookSubscription
+from models.enums import DeliveryStatus
 from schemas.common import collection_links, page_meta, put_optional, timestamp
 from services.shared.pagination import Page
 from services.webhooks.delivery import Claimed
@@ -50,7 +51,7 @@ def dump_delivery(view: DeliveryView) -> dict[str, Any]:
         "createdAt": timestamp(delivery.created_at),
         "attempts": [_attempt(a) for a in view.attempts],
     }
-    if delivery.status == "PENDING":
+    if delivery.status == DeliveryStatus.PENDING:
         data["nextAttemptAt"] = timestamp(delivery.next_attempt_at)
     if delivery.delivered_at is not None:
         data["deliveredAt"] = timestamp(delivery.delivered_at)

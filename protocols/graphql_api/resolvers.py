@@ -12,11 +12,11 @@ from graphql import GraphQLResolveInfo
 
 from protocols.graphql_api.context import Context
 from schemas.inventory import dump_inventory
-from schemas.orders import dump_order, dump_payment, load_payment
+from schemas.orders import dump_order, dump_payment, load_order, load_payment
 from schemas.pets import dump_pet, load_pet, load_pet_query
 from schemas.users import dump_user
 from services.shared.errors import FieldError, InvalidInput
-from services.shared.pagination import MAX_PAGE_SIZE, Page
+from services.shared.pagination import MAX_PAGE_SIZE, Page, PageRequest
 
 query = QueryType()
 mutation = MutationType()
@@ -131,7 +131,7 @@ async def resolve_my_orders(
     ctx = _ctx(info)
     start = _offset(after)
     page_number, limit = _window(first, start)
-    page = await ctx.container.orders.mine(ctx.principal, page_number, limit)
+    page = await ctx.container.orders.mine(ctx.principal, PageRequest(page_number, limit))
     nodes = [dump_order(view, ctx.api_base) for view in page.items]
     return _connection(page, first, start, nodes)
 
@@ -190,7 +190,7 @@ async def resolve_delete_pet(_: None, info: Info, id: str) -> str:
 @mutation.field("createOrder")
 async def resolve_create_order(_: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
     ctx = _ctx(info)
-    view = await ctx.container.orders.create(ctx.principal, _uuid(input["petId"], "petId"))
+    view = await ctx.container.orders.create(ctx.principal, load_order(input))
     return dump_order(view, ctx.api_base)
 
 

@@ -6,6 +6,7 @@ Usernames and emails are unique per tenant. Repeated login failures are throttle
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,18 +18,28 @@ from sqlalchemy.orm import Session
 from models import User
 from models.base import utcnow
 from models.database import Database
+from models.enums import ContactMethod, Role, Species
 from services.accounts.passwords import hash_password, verify_password
 from services.accounts.roles import RoleLookup
 from services.shared.errors import AuthenticationFailed, Conflict, NotFound
 from services.shared.principal import Principal, require_scope
+from services.shared.rules import Rules
 from services.shared.throttle import FailureThrottle
 
 CLIENT_FACTOR = 10
 """One client address may fail ten times as often as one username (shared NATs, kiosks)."""
 
 
+USERNAME = re.compile(r"[A-Za-z0-9._-]+")
+EMAIL = re.compile(r"[^\x00\s@]+@[^\x00\s@]+")
+PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
+PREFERENCES = ("newsletter", "contactMethod", "preferredSpecies")
+
+
 @dataclass(frozen=True)
 class UserData:
+    """Create/Update User: the profile. Validates itself (every bad field at once, wire names)."""
+
     username: str
     email: str
     first_name: str
@@ -36,10 +47,48 @@ class UserData:
     phone: str | None = None
     preferences: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        rules = self._rules()
+        rules.done()
+
+    def _rules(self) -> Rules:
+        rules = Rules()
+        rules.text("username", self.username, min_len=3, max_len=50, pattern=USERNAME)
+        rules.text("email", self.email, min_len=3, max_len=254, pattern=EMAIL)
+        rules.text("firstName", self.first_name, min_len=1, max_len=100)
+        rules.text("lastName", self.last_name, min_len=1, max_len=100)
+        rules.text("phone", self.phone, pattern=PHONE, optional=True)
+        prefs = rules.object("preferences", self.preferences, PREFERENCES)
+        if prefs is not None:
+            rules.boolean("preferences.newsletter", prefs.get("newsletter"))
+            rules.choice(
+                "preferences.contactMethod",
+                prefs.get("contactMethod"),
+                ContactMethod,
+                optional=True,
+            )
+            species = prefs.get("preferredSpecies")
+            if species is not None:
+                rules.choices("preferences.preferredSpecies", species, Species)
+                if isinstance(species, list | tuple) and len(species) > len(Species):
+                    rules.fail(
+                        "preferences.preferredSpecies",
+                        f"must have at most {len(Species)} items",
+                        "maxItems",
+                    )
+        return rules
+
 
 @dataclass(frozen=True)
 class NewUser(UserData):
+    """A registration: the profile and the password (8 to 128 characters)."""
+
     password: str = ""
+
+    def __post_init__(self) -> None:
+        rules = self._rules()
+        rules.text("password", self.password, min_len=8, max_len=128)
+        rules.done()
 
 
 def _ensure_unique(
@@ -57,7 +106,7 @@ def _ensure_unique(
             raise Conflict("An account with this email already exists.", field="email")
 
 
-async def register(db: Database, tenant: str, data: NewUser, role: str = "user") -> User:
+async def register(db: Database, tenant: str, data: NewUser, role: str = Role.USER) -> User:
     """Create an account with a hashed password. Raises Conflict on a duplicate username/email."""
     password_hash = await hash_password(data.password)
     now = utcnow()
@@ -182,7 +231,7 @@ async def ensure_admin(
             )
             session.add(user)
         user.password_hash = password_hash
-        user.role = "admin"
+        user.role = Role.ADMIN
         user.updated_at = now
         return user
 

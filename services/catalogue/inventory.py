@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 
 from models import Pet
 from models.database import Database
-from services.shared.pagination import MAX_PAGE_SIZE, Page
+from models.enums import PetStatus, Species
+from services.shared.pagination import Page, PageRequest
 from services.shared.principal import Principal, require_scope
 
-STATUSES = ("AVAILABLE", "PENDING", "ADOPTED", "NOT_AVAILABLE")
-SPECIES = ("DOG", "CAT", "RABBIT", "BIRD", "REPTILE", "OTHER")
+STATUSES = tuple(s.value for s in PetStatus)  # plain str: they become JSON object keys
+SPECIES = tuple(s.value for s in Species)
 
 
 @dataclass
@@ -52,15 +53,11 @@ async def get_inventory(db: Database, tenant: str) -> Inventory:
 
 
 async def list_inventories(
-    db: Database, tenant: str, page: int, limit: int
+    db: Database, tenant: str, paging: PageRequest
 ) -> Page[tuple[str, Counts]]:
     """One inventory row per species, in the Species enum's order, paginated."""
     inventory = await get_inventory(db, tenant)
-    rows = list(inventory.by_species.items())
-    limit = min(max(limit, 1), MAX_PAGE_SIZE)
-    page = max(page, 1)
-    start = (page - 1) * limit
-    return Page(items=rows[start : start + limit], total=len(rows), page=page, limit=limit)
+    return paging.slice(list(inventory.by_species.items()))
 
 
 class InventoryService:
@@ -72,6 +69,6 @@ class InventoryService:
         return await get_inventory(self.db, principal.tenant)
 
     async def by_species(
-        self, principal: Principal, page: int, limit: int
+        self, principal: Principal, paging: PageRequest
     ) -> Page[tuple[str, Counts]]:
-        return await list_inventories(self.db, principal.tenant, page, limit)
+        return await list_inventories(self.db, principal.tenant, paging)

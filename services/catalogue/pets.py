@@ -17,17 +17,17 @@ from sqlalchemy.orm import Session
 from models import ACTIVE_ORDER_STATUSES, Order, Pet
 from models.base import utcnow
 from models.database import Database
+from models.enums import Currency, Gender, PetSize, PetStatus, Species
 from services.shared.errors import (
     AuthenticationFailed,
     Conflict,
-    FieldError,
     Forbidden,
-    InvalidInput,
     NotFound,
     PreconditionFailed,
 )
-from services.shared.pagination import MAX_PAGE_SIZE, Page
+from services.shared.pagination import DEFAULT_LIMIT, DEFAULT_PAGE, Page, PageRequest
 from services.shared.principal import Principal
+from services.shared.rules import Rules
 
 SORT_COLUMNS = {
     "name": Pet.name,
@@ -38,16 +38,24 @@ SORT_COLUMNS = {
 }
 
 
+MEDICAL_FLAGS = ("spayedNeutered", "vaccinated", "microchipped", "specialNeeds")
+
+
+def _set(obj: object, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
 @dataclass(frozen=True)
 class PetData:
-    """The writable fields of a pet (create and full replace)."""
+    """The writable fields of a pet (create and full replace). Validates itself: a bad value
+    raises InvalidInput naming every bad field (wire names)."""
 
     name: str
     species: str
     age_months: int
     price: Decimal
-    status: str = "AVAILABLE"
-    currency: str = "USD"
+    status: str = PetStatus.AVAILABLE
+    currency: str = Currency.USD
     breed: str | None = None
     size: str | None = None
     color: str | None = None
@@ -57,11 +65,37 @@ class PetData:
     description: str | None = None
     medical_info: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        rules = Rules()
+        rules.text("name", self.name, min_len=1, max_len=50)
+        _set(self, "species", rules.choice("species", self.species, Species))
+        rules.integer("ageMonths", self.age_months, 0, 600)
+        if rules.money("price", self.price) and isinstance(self.price, str):
+            _set(self, "price", Decimal(self.price))
+        _set(self, "status", rules.choice("status", self.status, PetStatus))
+        _set(self, "currency", rules.choice("currency", self.currency, Currency))
+        rules.text("breed", self.breed, max_len=100, optional=True)
+        _set(self, "size", rules.choice("size", self.size, PetSize, optional=True))
+        rules.text("color", self.color, max_len=50, optional=True)
+        _set(self, "gender", rules.choice("gender", self.gender, Gender, optional=True))
+        rules.boolean("goodWithKids", self.good_with_kids)
+        rules.boolean("goodWithPets", self.good_with_pets)
+        rules.text("description", self.description, max_len=2000, optional=True)
+        medical = rules.object("medicalInfo", self.medical_info, (*MEDICAL_FLAGS, "notes"))
+        if medical is not None:
+            for flag in MEDICAL_FLAGS:
+                rules.boolean(f"medicalInfo.{flag}", medical.get(flag))
+            rules.text("medicalInfo.notes", medical.get("notes"), max_len=1000, optional=True)
+        rules.done()
+
 
 @dataclass(frozen=True)
 class PetQuery:
-    page: int = 1
-    limit: int = 20
+    """List Pets / Search Pets: filters, sort and page. Validates itself like PetData; the page
+    is clamped by PageRequest."""
+
+    page: int = DEFAULT_PAGE
+    limit: int = DEFAULT_LIMIT
     species: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
     size: tuple[str, ...] = ()
@@ -77,28 +111,42 @@ class PetQuery:
     descending: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        rules = Rules()
+        paging = PageRequest(self.page, self.limit)
+        _set(self, "page", paging.page)
+        _set(self, "limit", paging.limit)
+        _set(self, "species", rules.choices("species", self.species, Species))
+        _set(self, "status", rules.choices("status", self.status, PetStatus))
+        _set(self, "size", rules.choices("size", self.size, PetSize))
+        _set(self, "gender", rules.choices("gender", self.gender, Gender))
+        rules.boolean("goodWithKids", self.good_with_kids)
+        rules.boolean("goodWithPets", self.good_with_pets)
+        ages = rules.integer("minAge", self.min_age, 0, 600, optional=True)
+        ages &= rules.integer("maxAge", self.max_age, 0, 600, optional=True)
+        prices = rules.money("minPrice", self.min_price, optional=True)
+        prices &= rules.money("maxPrice", self.max_price, optional=True)
+        rules.text("name", self.name, min_len=1, max_len=50, optional=True)
+        young, old = self.min_age, self.max_age
+        if ages and young is not None and old is not None and young > old:
+            rules.fail("minAge", "must not be greater than maxAge", "range")
+        low, high = self.min_price, self.max_price
+        if prices and low is not None and high is not None and Decimal(low) > Decimal(high):
+            rules.fail("minPrice", "must not be greater than maxPrice", "range")
+        if self.sort not in SORT_COLUMNS:
+            rules.fail("sort", f"unknown sort field {self.sort!r}", "enum")
+        rules.done()
+
+    @property
+    def paging(self) -> PageRequest:
+        return PageRequest(self.page, self.limit)
+
 
 def require_writer(principal: Principal) -> None:
     if not principal.is_authenticated:
         raise AuthenticationFailed("Managing pets requires a bearer token.")
     if "write:pets" not in principal.scopes:
         raise Forbidden("Managing pets requires the write:pets scope (shelter staff).")
-
-
-def _check_query(query: PetQuery) -> None:
-    errors = []
-    if query.min_age is not None and query.max_age is not None and query.min_age > query.max_age:
-        errors.append(FieldError("minAge", "must not be greater than maxAge", "range"))
-    if (
-        query.min_price is not None
-        and query.max_price is not None
-        and query.min_price > query.max_price
-    ):
-        errors.append(FieldError("minPrice", "must not be greater than maxPrice", "range"))
-    if query.sort not in SORT_COLUMNS:
-        errors.append(FieldError("sort", f"unknown sort field {query.sort!r}", "enum"))
-    if errors:
-        raise InvalidInput(errors)
 
 
 def _filters(query: PetQuery) -> list[ColumnElement[bool]]:
@@ -129,10 +177,8 @@ def _filters(query: PetQuery) -> list[ColumnElement[bool]]:
 
 
 async def list_pets(db: Database, tenant: str, query: PetQuery) -> Page[Pet]:
-    """Filtered, sorted, paginated pets of one tenant. Raises InvalidInput for bad ranges."""
-    _check_query(query)
-    limit = min(max(query.limit, 1), MAX_PAGE_SIZE)
-    page = max(query.page, 1)
+    """Filtered, sorted, paginated pets of one tenant (the query validated itself)."""
+    paging = query.paging
     conditions = _filters(query)
     column = SORT_COLUMNS[query.sort]
     order = (column.desc(), Pet.id.desc()) if query.descending else (column.asc(), Pet.id.asc())
@@ -140,9 +186,13 @@ async def list_pets(db: Database, tenant: str, query: PetQuery) -> Page[Pet]:
     def work(session: Session) -> Page[Pet]:
         total = session.scalar(select(func.count()).select_from(Pet).where(*conditions))
         rows = session.scalars(
-            select(Pet).where(*conditions).order_by(*order).offset((page - 1) * limit).limit(limit)
+            select(Pet)
+            .where(*conditions)
+            .order_by(*order)
+            .offset(paging.offset)
+            .limit(paging.limit)
         )
-        return Page(items=list(rows), total=total or 0, page=page, limit=limit)
+        return paging.of_rows(list(rows), total or 0)
 
     return await db.run(tenant, work)
 

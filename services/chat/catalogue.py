@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from models.database import Database
+from models.enums import PetStatus
 from services.catalogue import pets
 from services.chat.knowledge import species_in
 
@@ -102,7 +103,7 @@ def query_for(question: str) -> tuple[pets.PetQuery, str]:
         page=1,
         limit=MAX_PETS,
         species=species,
-        status=("AVAILABLE",),
+        status=(PetStatus.AVAILABLE,),
         size=sizes,
         good_with_kids=kids,
         good_with_pets=others,

@@ -27,17 +27,19 @@ from sqlalchemy.orm import Session
 from models import Order, Payment, Pet
 from models.base import utcnow
 from models.database import Database
+from models.enums import ChangedBy, OrderStatus, PaymentStatus, PetStatus
 from services.shared import events
 from services.shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from services.shared.pagination import MAX_PAGE_SIZE, Page
+from services.shared.pagination import Page, PageRequest
 from services.shared.principal import Principal, require_scope
+from services.shared.rules import Rules
 
 PLACED, APPROVED, SHIPPED, DELIVERED, CANCELLED = (
-    "PLACED",
-    "APPROVED",
-    "SHIPPED",
-    "DELIVERED",
-    "CANCELLED",
+    OrderStatus.PLACED,
+    OrderStatus.APPROVED,
+    OrderStatus.SHIPPED,
+    OrderStatus.DELIVERED,
+    OrderStatus.CANCELLED,
 )
 TRANSITIONS: dict[str, frozenset[str]] = {
     PLACED: frozenset({APPROVED, CANCELLED}),
@@ -47,7 +49,22 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     CANCELLED: frozenset(),
 }
 CUSTOMER_CANCELLABLE = frozenset({PLACED, APPROVED})
+STAFF_TARGETS = (SHIPPED, DELIVERED, CANCELLED)
+"""What Update Order Status may ask for (#/components/schemas/OrderStatusChange)."""
 DEFAULT_HOLD = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """Place Order's command: the pet to adopt (every other Order field is the server's).
+    Validates itself: ``pet_id`` may arrive as a string and must be a UUID."""
+
+    pet_id: uuid.UUID
+
+    def __post_init__(self) -> None:
+        rules = Rules()
+        object.__setattr__(self, "pet_id", rules.uuid("petId", self.pet_id))
+        rules.done()
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,10 @@ class OrderView:
 def settled_payment(session: Session, order_id: uuid.UUID) -> Payment | None:
     return session.scalars(
         select(Payment)
-        .where(Payment.order_id == order_id, Payment.status.in_(("SUCCEEDED", "CANCELLED")))
+        .where(
+            Payment.order_id == order_id,
+            Payment.status.in_((PaymentStatus.SUCCEEDED, PaymentStatus.CANCELLED)),
+        )
         .order_by(Payment.created_at.desc())
     ).first()
 
@@ -79,7 +99,11 @@ def settled_payment(session: Session, order_id: uuid.UUID) -> Payment | None:
 def _payment_in_flight(session: Session, order_id: uuid.UUID) -> bool:
     return bool(
         session.scalar(
-            select(exists().where(Payment.order_id == order_id, Payment.status == "PROCESSING"))
+            select(
+                exists().where(
+                    Payment.order_id == order_id, Payment.status == PaymentStatus.PROCESSING
+                )
+            )
         )
     )
 
@@ -109,7 +133,9 @@ def load_visible(session: Session, access: OrderAccess, order_id: uuid.UUID) -> 
     return order
 
 
-def change_status(session: Session, order: Order, new: str, changed_by: str = "system") -> None:
+def change_status(
+    session: Session, order: Order, new: str, changed_by: str = ChangedBy.SYSTEM
+) -> None:
     """The one place an order's status changes: applies the pet side effects and publishes
     ``order.statusChanged`` in the same transaction."""
     if new not in TRANSITIONS[order.status]:
@@ -126,15 +152,15 @@ def change_status(session: Session, order: Order, new: str, changed_by: str = "s
                 code="invalid_state",
             )
         paid = settled_payment(session, order.id)
-        if paid is not None and paid.status == "SUCCEEDED":
-            paid.status = "CANCELLED"  # voided: the charge is reversed
+        if paid is not None and paid.status == PaymentStatus.SUCCEEDED:
+            paid.status = PaymentStatus.CANCELLED  # voided: the charge is reversed
             paid.updated_at = utcnow()
     pet = session.get(Pet, order.pet_id, with_for_update=True)
     if pet is not None:
-        if new == CANCELLED and pet.status == "PENDING":
-            pet.status = "AVAILABLE"
+        if new == CANCELLED and pet.status == PetStatus.PENDING:
+            pet.status = PetStatus.AVAILABLE
         elif new == DELIVERED:
-            pet.status = "ADOPTED"
+            pet.status = PetStatus.ADOPTED
         if new in (CANCELLED, DELIVERED):
             pet.version += 1
             pet.updated_at = utcnow()
@@ -180,9 +206,9 @@ async def create_order(
         pet = session.get(Pet, pet_id, with_for_update=True)
         if pet is None:
             raise InvalidInput([FieldError("petId", f"no pet with ID '{pet_id}'", "not_found")])
-        if pet.status == "PENDING":
+        if pet.status == PetStatus.PENDING:
             _release_expired_hold(session, pet_id)
-        if pet.status != "AVAILABLE":
+        if pet.status != PetStatus.AVAILABLE:
             raise Conflict(
                 f"The pet is {pet.status}, not AVAILABLE; it cannot be ordered.",
                 field="petId",
@@ -201,7 +227,7 @@ async def create_order(
             created_at=now,
             updated_at=now,
         )
-        pet.status = "PENDING"
+        pet.status = PetStatus.PENDING
         pet.version += 1
         pet.updated_at = now
         session.add(order)
@@ -243,7 +269,7 @@ async def cancel_order(db: Database, access: OrderAccess, order_id: uuid.UUID) -
                 field="status",
                 code="invalid_state",
             )
-        who = "staff" if access.principal.is_admin else "customer"
+        who = ChangedBy.STAFF if access.principal.is_admin else ChangedBy.CUSTOMER
         change_status(session, order, CANCELLED, who)
         return OrderView(order, settled_payment(session, order.id))
 
@@ -254,13 +280,16 @@ async def advance_order(
     db: Database, principal: Principal, order_id: uuid.UUID, status: str
 ) -> OrderView:
     """Staff move an order through fulfilment (SHIPPED, DELIVERED) or cancel it.
-    Raises Forbidden, NotFound, Conflict (illegal transition)."""
+    Raises Forbidden, InvalidInput (not one of those), NotFound, Conflict (illegal transition)."""
     if not principal.is_admin:
         raise Forbidden("Fulfilling orders is for shelter staff (admin scope).")
+    if status not in STAFF_TARGETS:
+        allowed = ", ".join(STAFF_TARGETS)
+        raise InvalidInput([FieldError("status", f"must be one of {allowed}", "enum")])
 
     def work(session: Session) -> OrderView:
         order = load_visible(session, OrderAccess(principal), order_id)
-        change_status(session, order, status, "staff")
+        change_status(session, order, status, ChangedBy.STAFF)
         return OrderView(order, settled_payment(session, order.id))
 
     return await db.run(principal.tenant, work, write=True)
@@ -276,7 +305,9 @@ async def expire_overdue(db: Database, limit: int = 100) -> int:
             .where(
                 Order.status == PLACED,
                 Order.expires_at <= utcnow(),
-                ~exists().where(Payment.order_id == Order.id, Payment.status == "PROCESSING"),
+                ~exists().where(
+                    Payment.order_id == Order.id, Payment.status == PaymentStatus.PROCESSING
+                ),
             )
             .order_by(Order.expires_at)
             .limit(limit)
@@ -291,14 +322,12 @@ async def expire_overdue(db: Database, limit: int = 100) -> int:
     return await db.run_system(work, write=True)
 
 
-async def list_orders(db: Database, principal: Principal, page: int, limit: int) -> Page[OrderView]:
+async def list_orders(db: Database, principal: Principal, paging: PageRequest) -> Page[OrderView]:
     """My Orders: the caller's own orders, newest first, each with its settled payment.
     Requires a token with read:orders. Two statements: the page with the total (a window
     count), then the page's settled payments. (A read: an expired hold still shows PLACED here
     until the sweep or the next read of that order ends it.)"""
     require_scope(principal, "read:orders")
-    limit = min(max(limit, 1), MAX_PAGE_SIZE)
-    page = max(page, 1)
 
     def work(session: Session) -> Page[OrderView]:
         mine = Order.user_id == principal.subject
@@ -306,8 +335,8 @@ async def list_orders(db: Database, principal: Principal, page: int, limit: int)
             select(Order, func.count().over())
             .where(mine)
             .order_by(Order.created_at.desc(), Order.id.desc())
-            .offset((page - 1) * limit)
-            .limit(limit)
+            .offset(paging.offset)
+            .limit(paging.limit)
         ).all()
         if rows:
             total = int(rows[0][1])
@@ -319,12 +348,11 @@ async def list_orders(db: Database, principal: Principal, page: int, limit: int)
                 select(Payment)
                 .where(
                     Payment.order_id.in_([order.id for order, _ in rows]),
-                    Payment.status.in_(("SUCCEEDED", "CANCELLED")),
+                    Payment.status.in_((PaymentStatus.SUCCEEDED, PaymentStatus.CANCELLED)),
                 )
                 .order_by(Payment.created_at)
             )
             paid = {p.order_id: p for p in payments}  # the latest per order wins
-        views = [OrderView(order, paid.get(order.id)) for order, _ in rows]
-        return Page(items=views, total=total, page=page, limit=limit)
+        return paging.of_rows([OrderView(order, paid.get(order.id)) for order, _ in rows], total)
 
     return await db.run(principal.tenant, work)

@@ -5,12 +5,26 @@ request: ``public()`` is the only form that is stored, logged or returned."""
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from models.enums import AccountHolderType
 from services.shared.errors import FieldError, InvalidInput
+from services.shared.rules import Rules
+
+COUNTRY = re.compile(r"[A-Z]{2}")
+ADDRESS_COUNTRY = re.compile(r"[A-Za-z]{2}")
+ADDRESS_LIMITS = {
+    "addressLine1": 200,
+    "addressLine2": 200,
+    "addressCity": 100,
+    "addressState": 100,
+    "addressCountry": 2,
+    "addressPostCode": 20,
+}
 
 CARD_BRANDS: tuple[tuple[str, tuple[tuple[int, int], ...], tuple[int, ...]], ...] = (
     # brand, inclusive prefix ranges (compared on as many leading digits), valid lengths
@@ -65,23 +79,40 @@ class Card:
     kind = "card"
 
     def validate(self, today: date) -> None:
-        errors: list[FieldError] = []
+        """Raises InvalidInput naming every bad field (``source.*``)."""
+        errors = self.problems(today)
+        if errors:
+            raise InvalidInput(errors)
+
+    def problems(self, today: date) -> list[FieldError]:
+        rules = Rules("source.")
         brand = None
-        if not self.number.isdigit() or not 12 <= len(self.number) <= 19:
-            errors.append(FieldError("source.number", "must be 12 to 19 digits", "format"))
+        if not isinstance(self.number, str):
+            rules.fail("number", "must be a string", "type")
+        elif not self.number.isdigit() or not 12 <= len(self.number) <= 19:
+            rules.fail("number", "must be 12 to 19 digits", "format")
         elif not luhn_ok(self.number):
-            errors.append(FieldError("source.number", "fails the Luhn check", "luhn"))
+            rules.fail("number", "fails the Luhn check", "luhn")
         else:
             brand = card_brand(self.number)
             if brand is None:
-                errors.append(FieldError("source.number", "is not a card brand we accept", "brand"))
+                rules.fail("number", "is not a card brand we accept", "brand")
         want = 4 if brand == "AMEX" else 3
-        if not self.cvc.isdigit() or len(self.cvc) != want:
-            errors.append(FieldError("source.cvc", f"must be {want} digits", "format"))
-        if (self.exp_year, self.exp_month) < (today.year, today.month):
-            errors.append(FieldError("source.expYear", "the card has expired", "expired"))
-        if errors:
-            raise InvalidInput(errors)
+        if not isinstance(self.cvc, str) or not self.cvc.isdigit() or len(self.cvc) != want:
+            rules.fail("cvc", f"must be {want} digits", "format")
+        month_ok = rules.integer("expMonth", self.exp_month, 1, 12)
+        year_ok = rules.integer("expYear", self.exp_year, 2000, 2100)
+        if month_ok and year_ok and (self.exp_year, self.exp_month) < (today.year, today.month):
+            rules.fail("expYear", "the card has expired", "expired")
+        rules.text("name", self.name, max_len=100, optional=True)
+        for key in set(self.address) - set(ADDRESS_LIMITS):
+            rules.fail(key, "is not a known property", "additionalProperties")
+        for key, limit in ADDRESS_LIMITS.items():
+            if key == "addressCountry":
+                rules.text(key, self.address.get(key), pattern=ADDRESS_COUNTRY, optional=True)
+            else:
+                rules.text(key, self.address.get(key), max_len=limit, optional=True)
+        return rules.errors
 
     @property
     def last4(self) -> str:
@@ -134,7 +165,7 @@ class BankAccount:
 
     account_holder_name: str
     country: str
-    account_holder_type: str = "individual"
+    account_holder_type: str = AccountHolderType.INDIVIDUAL
     iban: str | None = field(default=None, repr=False)
     routing_number: str | None = None
     account_number: str | None = field(default=None, repr=False)
@@ -142,6 +173,19 @@ class BankAccount:
     kind = "bank_account"
 
     def validate(self, today: date) -> None:
+        """Raises InvalidInput naming every bad field (``source.*``)."""
+        errors = self.problems(today)
+        if errors:
+            raise InvalidInput(errors)
+
+    def problems(self, today: date) -> list[FieldError]:
+        rules = Rules("source.")
+        rules.text("accountHolderName", self.account_holder_name, min_len=1, max_len=100)
+        rules.choice("accountHolderType", self.account_holder_type, AccountHolderType)
+        rules.text("country", self.country, pattern=COUNTRY)
+        return rules.errors + self._account_problems()
+
+    def _account_problems(self) -> list[FieldError]:
         errors: list[FieldError] = []
         if self.iban is not None:
             if self.routing_number or self.account_number:
@@ -177,8 +221,8 @@ class BankAccount:
                     "required",
                 )
             )
-        if errors:
-            raise InvalidInput(errors)
+
+        return errors
 
     @property
     def last4(self) -> str:

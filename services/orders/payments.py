@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from models import Order, Payment
 from models.base import utcnow, uuid7
 from models.database import Database
+from models.enums import Currency, PaymentStatus
 from services.orders.orders import (
     APPROVED,
     CANCELLED,
@@ -30,7 +31,7 @@ from services.orders.orders import (
     change_status,
     load_visible,
 )
-from services.orders.payment_sources import PaymentSource
+from services.orders.payment_sources import BankAccount, Card, PaymentSource
 from services.orders.processor import (
     ChargeRequest,
     ChargeResult,
@@ -46,13 +47,28 @@ from services.shared.errors import (
     PaymentDeclined,
     PaymentProcessorError,
 )
+from services.shared.rules import Rules
 
 
 @dataclass(frozen=True)
 class PaymentInput:
+    """Pay Order's command. Validates itself, its source included (card or bank account rules
+    of payment_sources): a bad value raises InvalidInput naming every bad field."""
+
     amount: Decimal
     currency: str
     source: PaymentSource
+
+    def __post_init__(self) -> None:
+        rules = Rules()
+        if rules.money("amount", self.amount) and isinstance(self.amount, str):
+            object.__setattr__(self, "amount", Decimal(self.amount))
+        object.__setattr__(self, "currency", rules.choice("currency", self.currency, Currency))
+        if isinstance(self.source, Card | BankAccount):
+            rules.extend(self.source.problems(date.today()))
+        else:
+            rules.fail("source", "must be a card or a bank account", "type")
+        rules.done()
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,6 @@ async def pay_order(
     """Raises NotFound, Conflict (not payable / payment in flight), InvalidInput (source, amount),
     PaymentDeclined, PaymentProcessorError. ``receipt_base`` is the API base URL for the receipt
     link in the ``payment.succeeded`` event."""
-    payment.source.validate(date.today())
     tenant = access.principal.tenant
 
     def start(session: Session) -> Payment:
@@ -110,7 +125,7 @@ async def pay_order(
             order_id=order.id,
             amount=payment.amount,
             currency=payment.currency,
-            status="PROCESSING",
+            status=PaymentStatus.PROCESSING,
             source=payment.source.public(),
             created_at=now,
             updated_at=now,
@@ -166,22 +181,22 @@ def _settle(
 
     def work(session: Session) -> PaidOrder | None:
         paid = session.get(Payment, payment_id)
-        if paid is None or paid.status != "PROCESSING":
+        if paid is None or paid.status != PaymentStatus.PROCESSING:
             return None
         # Lock the order before the payment, the order every other path takes (a payer holds
         # the order while its insert waits on this payment's index entry: the other order
         # deadlocks on PostgreSQL).
         order = session.get(Order, paid.order_id, with_for_update=True)
         session.refresh(paid, with_for_update=True)
-        if order is None or paid.status != "PROCESSING":
+        if order is None or paid.status != PaymentStatus.PROCESSING:
             return None
         paid.processor_reference = result.reference
         paid.updated_at = utcnow()
         if not result.succeeded:
-            paid.status = "FAILED"
+            paid.status = PaymentStatus.FAILED
             paid.failure_code = result.decline_code or "declined"
             return None
-        paid.status = "SUCCEEDED"
+        paid.status = PaymentStatus.SUCCEEDED
         paid.receipt_id = f"rcp_{uuid7()}"
         change_status(session, order, APPROVED)
         events.publish(
@@ -224,7 +239,10 @@ async def reconcile_stale(
         return list(
             session.scalars(
                 select(Payment)
-                .where(Payment.status == "PROCESSING", Payment.updated_at <= utcnow() - older_than)
+                .where(
+                    Payment.status == PaymentStatus.PROCESSING,
+                    Payment.updated_at <= utcnow() - older_than,
+                )
                 .limit(50)
             )
         )
@@ -246,7 +264,7 @@ async def _fail(
     def work(session: Session) -> None:
         failed = session.get(Payment, payment_id, with_for_update=True)
         if failed is not None:
-            failed.status = "FAILED"
+            failed.status = PaymentStatus.FAILED
             failed.failure_code = code
             failed.processor_reference = reference
             failed.updated_at = utcnow()
@@ -263,7 +281,7 @@ async def refund_owed(
     payment id). Called right after a cancellation for its order, and by the housekeeping job
     for every tenant (``tenant=None``) so that a processor outage only delays a refund."""
     where = [
-        Payment.status == "CANCELLED",
+        Payment.status == PaymentStatus.CANCELLED,
         Payment.processor_reference.is_not(None),
         Payment.refund_reference.is_(None),
     ]

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 from models.database import Database
 from services.orders import orders, payments
-from services.orders.orders import CANCELLED, DEFAULT_HOLD, OrderAccess, OrderView
+from services.orders.orders import CANCELLED, DEFAULT_HOLD, NewOrder, OrderAccess, OrderView
 from services.orders.payments import PaidOrder, PaymentInput
 from services.orders.processor import PaymentProcessor
 from services.shared.errors import AuthenticationFailed
-from services.shared.pagination import Page
+from services.shared.pagination import Page, PageRequest
 from services.shared.principal import Principal, check_optional_scope
 
 
@@ -31,10 +31,10 @@ class OrderService:
         self.hold = hold
         self.receipt_base = receipt_base
 
-    async def create(self, principal: Principal, pet_id: uuid.UUID) -> OrderView:
+    async def create(self, principal: Principal, order: NewOrder) -> OrderView:
         """Place Order: reserve the pet. Raises InvalidInput, Conflict, Forbidden."""
         check_optional_scope(principal, "write:orders")
-        return await orders.create_order(self.db, principal, pet_id, self.hold)
+        return await orders.create_order(self.db, principal, order.pet_id, self.hold)
 
     async def get(self, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
         _check_access(access, "read:orders")
@@ -79,9 +79,9 @@ class OrderService:
         await payments.refund_owed(self.db, self.processor)
         await orders.expire_overdue(self.db)
 
-    async def mine(self, principal: Principal, page: int = 1, limit: int = 20) -> Page[OrderView]:
+    async def mine(self, principal: Principal, paging: PageRequest) -> Page[OrderView]:
         """My Orders (read:orders), newest first."""
-        return await orders.list_orders(self.db, principal, page, limit)
+        return await orders.list_orders(self.db, principal, paging)
 
 
 def _check_access(access: OrderAccess, scope: str) -> None:

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from models.base import SHARED_POOL
+from models.enums import Role
 from services.shared.errors import AuthenticationFailed, Forbidden
 
 ADMIN_SCOPE = "admin"
@@ -14,8 +15,8 @@ USER_SCOPES = frozenset(
     {"read:pets", "read:orders", "write:orders", "read:user", "write:user", "chat:write"}
 )
 ROLE_SCOPES: dict[str, frozenset[str]] = {
-    "user": USER_SCOPES,
-    "admin": USER_SCOPES | {"write:pets", ADMIN_SCOPE},
+    Role.USER: USER_SCOPES,
+    Role.ADMIN: USER_SCOPES | {"write:pets", ADMIN_SCOPE},
 }
 """Roles decide scopes. A user adopts, orders and chats; an admin (shelter staff) also manages the
 catalogue (write:pets) and the Admin API (admin). Documented in spec/openapi.yaml info."""
@@ -30,7 +31,7 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin" and ADMIN_SCOPE in self.scopes
+        return self.role == Role.ADMIN and ADMIN_SCOPE in self.scopes
 
     @property
     def is_authenticated(self) -> bool:

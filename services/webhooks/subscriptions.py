@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 from models.base import utcnow, uuid7
 from models.database import Database
+from models.enums import DeliveryStatus
 from services.orders.orders import OrderAccess, load_visible
 from services.shared import events
 from services.shared.errors import Conflict, NotFound
-from services.shared.pagination import MAX_PAGE_SIZE, Page
+from services.shared.pagination import Page, PageRequest
 from services.shared.principal import Principal
 from services.webhooks import url_guard
 
@@ -107,9 +108,8 @@ def _visible(session: Session, principal: Principal, sub_id: uuid.UUID) -> Webho
 
 
 async def list_subscriptions(
-    db: Database, principal: Principal, page: int, limit: int
+    db: Database, principal: Principal, paging: PageRequest
 ) -> Page[WebhookSubscription]:
-    limit = min(max(limit, 1), MAX_PAGE_SIZE)
     conditions = [] if principal.is_admin else [WebhookSubscription.owner_id == principal.subject]
 
     def work(session: Session) -> Page[WebhookSubscription]:
@@ -120,10 +120,10 @@ async def list_subscriptions(
             select(WebhookSubscription)
             .where(*conditions)
             .order_by(WebhookSubscription.created_at.desc(), WebhookSubscription.id.desc())
-            .offset((page - 1) * limit)
-            .limit(limit)
+            .offset(paging.offset)
+            .limit(paging.limit)
         )
-        return Page(list(rows), total or 0, page, limit)
+        return paging.of_rows(list(rows), total or 0)
 
     return await db.run(principal.tenant, work)
 
@@ -159,10 +159,9 @@ def _attempts(
 
 
 async def list_deliveries(
-    db: Database, principal: Principal, sub_id: uuid.UUID, page: int, limit: int
+    db: Database, principal: Principal, sub_id: uuid.UUID, paging: PageRequest
 ) -> Page[DeliveryView]:
     """Newest first, each with its attempts (status code, error, duration)."""
-    limit = min(max(limit, 1), MAX_PAGE_SIZE)
 
     def work(session: Session) -> Page[DeliveryView]:
         _visible(session, principal, sub_id)
@@ -173,12 +172,12 @@ async def list_deliveries(
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
             .where(where)
             .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-            .offset((page - 1) * limit)
-            .limit(limit)
+            .offset(paging.offset)
+            .limit(paging.limit)
         ).all()
         attempts = _attempts(session, [d.id for d, _ in rows])
         items = [DeliveryView(d, t, attempts[d.id]) for d, t in rows]
-        return Page(items, total or 0, page, limit)
+        return paging.of_rows(items, total or 0)
 
     return await db.run(principal.tenant, work)
 
@@ -193,9 +192,9 @@ async def redeliver(
         delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
         if delivery is None or delivery.subscription_id != sub_id:
             raise NotFound("delivery", delivery_id)
-        if delivery.status == "DELIVERING":
+        if delivery.status == DeliveryStatus.DELIVERING:
             raise Conflict("The delivery is being attempted right now.", "status", "invalid_state")
-        delivery.status = "PENDING"
+        delivery.status = DeliveryStatus.PENDING
         delivery.attempts = 0
         delivery.next_attempt_at = utcnow()
         event = session.get(WebhookEvent, delivery.event_id)
@@ -257,8 +256,8 @@ class WebhookService:
             self.db, principal, url, event_types, description, allow_loopback=self.allow_loopback
         )
 
-    async def list(self, principal: Principal, page: int, limit: int) -> Page[WebhookSubscription]:
-        return await list_subscriptions(self.db, principal, page, limit)
+    async def list(self, principal: Principal, paging: PageRequest) -> Page[WebhookSubscription]:
+        return await list_subscriptions(self.db, principal, paging)
 
     async def get(self, principal: Principal, sub_id: uuid.UUID) -> WebhookSubscription:
         return await get_subscription(self.db, principal, sub_id)
@@ -267,9 +266,9 @@ class WebhookService:
         await delete_subscription(self.db, principal, sub_id)
 
     async def deliveries(
-        self, principal: Principal, sub_id: uuid.UUID, page: int, limit: int
+        self, principal: Principal, sub_id: uuid.UUID, paging: PageRequest
     ) -> Page[DeliveryView]:
-        return await list_deliveries(self.db, principal, sub_id, page, limit)
+        return await list_deliveries(self.db, principal, sub_id, paging)
 
     async def redeliver(
         self, principal: Principal, sub_id: uuid.UUID, delivery_id: uuid.UUID

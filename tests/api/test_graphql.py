@@ -161,6 +161,15 @@ class TestPets:
         r = gql('{ pets(filter: {minPrice: "NaN"}) { totalCount } }')
         assert r.codes == ["BAD_USER_INPUT"]
 
+    def test_the_domain_refuses_bad_pet_values_naming_every_field(self, api: Api, gql: Gql) -> None:
+        r = gql(
+            "mutation($input: PetInput!) { createPet(input: $input) { id } }",
+            {"input": {**PET_INPUT, "ageMonths": -1, "name": "", "price": "1.999"}},
+            api.admin_token(),
+        )
+        assert r.codes == ["BAD_USER_INPUT"]
+        assert sorted(r.fields) == ["ageMonths", "name", "price"]
+
     def test_managing_pets_needs_a_token_with_write_pets(self, api: Api, gql: Gql) -> None:
         mutation = "mutation($input: PetInput!) { createPet(input: $input) { id } }"
         assert gql(mutation, {"input": PET_INPUT}).codes == ["UNAUTHENTICATED"]
