@@ -4,7 +4,7 @@ refused query never reaches a resolver; the body-size limit is web.middleware.Re
 
 Parsing and validation cost more than resolving a small query (measured in-process: ~15 of
 ~20 ms for get-pet). Clients send the same documents over and over, so both are cached per query
-text (bounded); only the cost rule, which depends on the variables, runs on every request."""
+text (bounded), the verdict also per the values of the variables the cost depends on."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from ariadne.validation import cost_validator
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentSpreadNode,
@@ -22,8 +24,11 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    VariableNode,
+    Visitor,
     parse,
     validate,
+    visit,
 )
 from graphql.validation import ASTValidationRule, MaxIntrospectionDepthRule
 
@@ -77,24 +82,54 @@ def depth_limit(max_depth: int) -> type[ASTValidationRule]:
     return DepthLimit
 
 
+MULTIPLIER_ARGUMENTS = frozenset({"first"})  # the arguments COST_MAP multiplies by
+
+
+class _MultiplierVariables(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+        if node.name.value in MULTIPLIER_ARGUMENTS and isinstance(node.value, VariableNode):
+            self.names.add(node.value.name.value)
+
+
+def multiplier_variables(document: DocumentNode) -> tuple[str, ...]:
+    """The variables a document's cost depends on (those passed as ``first``)."""
+    found = _MultiplierVariables()
+    visit(document, found)
+    return tuple(sorted(found.names))
+
+
 def validation_rules(
     max_depth: int, max_cost: int
 ) -> Any:  # ariadne.types.ValidationRules (a callable per request)
     depth = depth_limit(max_depth)
+    seen: OrderedDict[int, tuple[DocumentNode, tuple[str, ...]]] = OrderedDict()
+
+    def cost_variables(document: DocumentNode) -> tuple[str, ...]:
+        known = seen.get(id(document))
+        if known is None or known[0] is not document:
+            known = (document, multiplier_variables(document))
+            seen[id(document)] = known  # keeps the document, so its id
+            if len(seen) > CACHE_SIZE:
+                seen.popitem(last=False)
+        return known[1]
 
     def rules(
-        _context: Any, _document: DocumentNode, data: dict[str, Any]
+        _context: Any, document: DocumentNode, data: dict[str, Any]
     ) -> list[type[ASTValidationRule]]:
-        variables = data.get("variables") if isinstance(data, dict) else None
+        raw = data.get("variables") if isinstance(data, dict) else None
+        variables = raw if isinstance(raw, dict) else {}
         base: Any = cost_validator(
-            maximum_cost=max_cost,
-            default_cost=1,
-            variables=variables if isinstance(variables, dict) else None,
-            cost_map=COST_MAP,
+            maximum_cost=max_cost, default_cost=1, variables=variables, cost_map=COST_MAP
         )
+        names = cost_variables(document)
 
         class Cost(base):  # type: ignore[misc, valid-type]
-            per_request = True  # depends on the variables: never cached
+            # The verdict depends on the document and on these variables' values only.
+            cache_key = tuple((n, orjson.dumps(variables.get(n))) for n in names)
 
             def get_cost_exceeded_error(self) -> GraphQLError:
                 error: GraphQLError = super().get_cost_exceeded_error()
@@ -130,13 +165,16 @@ def parse_query(max_tokens: int) -> Any:  # ariadne.types.QueryParser
 
 
 class CachedValidator:
-    """ariadne ``query_validator``: graphql-core's ``validate``, with the verdict of the rules
-    that do not depend on the variables remembered per document (the parser hands out the same
-    document for the same text); rules marked ``per_request`` run every time."""
+    """ariadne ``query_validator``: graphql-core's ``validate``, its verdict remembered per
+    document (the parser hands out the same document for the same text) and per the
+    ``cache_key`` of the rules that depend on the variables (the cost rule: the values passed
+    as ``first``). Bounded, least recently used first out."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self._verdicts: OrderedDict[int, tuple[DocumentNode, list[GraphQLError]]] = OrderedDict()
+        self._verdicts: OrderedDict[tuple[Any, ...], tuple[DocumentNode, list[GraphQLError]]] = (
+            OrderedDict()
+        )
 
     def __call__(
         self,
@@ -147,18 +185,17 @@ class CachedValidator:
         type_info: Any = None,
     ) -> list[GraphQLError]:
         every = list(rules or ())
-        per_request = [r for r in every if getattr(r, "per_request", False)]
-        static = [r for r in every if r not in per_request]
-        key = id(document_ast)
+        key = (id(document_ast), *(getattr(r, "cache_key", ()) for r in every))
         seen = self._verdicts.get(key)
         if seen is not None and seen[0] is document_ast:
             self._verdicts.move_to_end(key)
-            errors = seen[1]
-        else:
-            errors = validate(schema, document_ast, static, max_errors=max_errors)
-            self._verdicts[key] = (document_ast, errors)  # keeps the document, so its id
-            if len(self._verdicts) > self.size:
-                self._verdicts.popitem(last=False)
-        if errors or not per_request:
-            return errors
-        return validate(schema, document_ast, per_request, max_errors=max_errors)
+            return seen[1]
+        fixed = [r for r in every if not hasattr(r, "cache_key")]
+        varying = [r for r in every if hasattr(r, "cache_key")]  # judged once the rest pass
+        errors = validate(schema, document_ast, fixed, max_errors=max_errors)
+        if varying and not errors:
+            errors = validate(schema, document_ast, varying, max_errors=max_errors)
+        self._verdicts[key] = (document_ast, errors)  # keeps the document, so its id
+        if len(self._verdicts) > self.size:
+            self._verdicts.popitem(last=False)
+        return errors

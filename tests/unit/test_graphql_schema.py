@@ -3,6 +3,8 @@ limits refuse what they should before anything runs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from graphql import parse, specified_rules, validate
 
 from protocols.graphql_api.limits import CachedValidator, depth_limit, validation_rules
@@ -31,17 +33,21 @@ def test_depth_counts_fragments_and_ignores_their_cycles() -> None:
     assert validate(schema, cyclic, [depth_limit(3)]) == []  # NoFragmentCycles reports it
 
 
-def test_the_validation_verdict_is_cached_per_document_but_not_the_cost() -> None:
+def test_the_validation_verdict_is_cached_per_document_and_cost_variables() -> None:
     schema = build_schema()
-    validator = CachedValidator(size=2)
+    validator = CachedValidator(size=8)
     rules = validation_rules(max_depth=15, max_cost=50)
-    document = parse("query($n: Int) { pets(first: $n) { totalCount } }")
+    listing = parse("query($n: Int, $f: PetFilter) { pets(first: $n, filter: $f) { totalCount } }")
+    one = parse("query($id: ID!) { pet(id: $id) { id } }")
 
-    def check(n: int) -> list[str]:
-        extra = rules(None, document, {"variables": {"n": n}})
+    def check(document: Any, variables: dict[str, Any]) -> list[str]:
+        extra = rules(None, document, {"variables": variables})
         return [e.message for e in validator(schema, document, (*specified_rules, *extra))]
 
-    assert check(10) == []
-    assert check(100)  # the cost is judged with the variables every time
-    assert check(10) == []
-    assert len(validator._verdicts) == 1
+    assert check(listing, {"n": 10}) == []
+    assert check(listing, {"n": 100})  # the cost is judged with the values passed as first
+    assert check(listing, {"n": 10, "f": {"name": "x"}}) == []  # other variables do not matter
+    assert len(validator._verdicts) == 2
+    for pet_id in ("a", "b", "c"):
+        assert check(one, {"id": pet_id}) == []
+    assert len(validator._verdicts) == 3
