@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from models.enums import AccountHolderType
-from services.shared.errors import FieldError, InvalidInput
+from services.shared.errors import FieldError
 from services.shared.rules import Rules
 
 COUNTRY = re.compile(r"[A-Z]{2}")
@@ -77,12 +77,6 @@ class Card:
     address: dict[str, str] = field(default_factory=dict)
 
     kind = "card"
-
-    def validate(self, today: date) -> None:
-        """Raises InvalidInput naming every bad field (``source.*``)."""
-        errors = self.problems(today)
-        if errors:
-            raise InvalidInput(errors)
 
     def problems(self, today: date) -> list[FieldError]:
         rules = Rules("source.")
@@ -171,12 +165,6 @@ class BankAccount:
     account_number: str | None = field(default=None, repr=False)
 
     kind = "bank_account"
-
-    def validate(self, today: date) -> None:
-        """Raises InvalidInput naming every bad field (``source.*``)."""
-        errors = self.problems(today)
-        if errors:
-            raise InvalidInput(errors)
 
     def problems(self, today: date) -> list[FieldError]:
         rules = Rules("source.")

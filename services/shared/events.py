@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from models import Order, User, WebhookDelivery, WebhookEvent, WebhookSubscription
 from models.base import utcnow, uuid7
+from models.enums import DeliveryStatus, Role
 
 ORDER_STATUS_CHANGED = "order.statusChanged"
 PAYMENT_SUCCEEDED = "payment.succeeded"
@@ -65,7 +66,7 @@ def publish(session: Session, order: Order, event_type: str, data: dict[str, Any
     (explicitly: system jobs run this across tenants)."""
     order_owner = order.user_id
     event = _record(session, order.tenant_id, event_type, data, order_owner)
-    owners = [User.role == "admin"]
+    owners = [User.role == Role.ADMIN]
     if order_owner is not None:
         owners.append(User.id == order_owner)
     subscriptions = session.scalars(
@@ -87,7 +88,7 @@ def publish(session: Session, order: Order, event_type: str, data: dict[str, Any
                     event_id=event.id,
                     subscription_id=subscription.id,
                     url=subscription.url,
-                    status="PENDING",
+                    status=DeliveryStatus.PENDING,
                     attempts=0,
                     next_attempt_at=now,
                     created_at=now,
@@ -109,7 +110,7 @@ def enqueue_callback(
         subscription_id=None,
         url=url,
         secret=secret,
-        status="PENDING",
+        status=DeliveryStatus.PENDING,
         attempts=0,
         next_attempt_at=now,
         created_at=now,

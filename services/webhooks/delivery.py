@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 from models.base import utcnow
 from models.database import Database
+from models.enums import DeliveryStatus
 from services.webhooks import url_guard
 
 log = logging.getLogger("petstore.webhooks")
@@ -78,8 +79,12 @@ def _claim(
 ) -> list[Claimed]:
     now = utcnow()
     due = or_(
-        and_(WebhookDelivery.status == "PENDING", WebhookDelivery.next_attempt_at <= now),
-        and_(WebhookDelivery.status == "DELIVERING", WebhookDelivery.lease_until < now),
+        and_(
+            WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= now
+        ),
+        and_(
+            WebhookDelivery.status == DeliveryStatus.DELIVERING, WebhookDelivery.lease_until < now
+        ),
     )
     stmt = select(WebhookDelivery).where(due).order_by(WebhookDelivery.next_attempt_at).limit(limit)
     if skip_locked:
@@ -92,14 +97,14 @@ def _claim(
             subscription = session.get(WebhookSubscription, delivery.subscription_id)
             secret = subscription.secret if subscription else None
         if event is None or secret is None:  # its subscription was deleted meanwhile
-            delivery.status = "DEAD"
+            delivery.status = DeliveryStatus.DEAD
             delivery.last_error = "subscription deleted"
             continue
         if delivery.attempts >= policy.max_attempts:  # a worker died during the last attempt
-            delivery.status = "DEAD"
+            delivery.status = DeliveryStatus.DEAD
             delivery.lease_until = None
             continue
-        delivery.status = "DELIVERING"
+        delivery.status = DeliveryStatus.DELIVERING
         delivery.lease_until = now + timedelta(seconds=policy.lease_seconds)
         delivery.attempts += 1
         claimed.append(
@@ -125,7 +130,7 @@ async def _record(
         delivery = session.get(WebhookDelivery, claimed.id, with_for_update=True)
         if (
             delivery is None
-            or delivery.status != "DELIVERING"
+            or delivery.status != DeliveryStatus.DELIVERING
             or delivery.attempts != claimed.attempt
         ):
             return  # the lease ran out and another worker owns the delivery now
@@ -153,12 +158,12 @@ async def _record(
         delivery.last_error = error
         delivery.lease_until = None
         if status_code is not None and 200 <= status_code < 300:
-            delivery.status = "DELIVERED"
+            delivery.status = DeliveryStatus.DELIVERED
             delivery.delivered_at = now
         elif delivery.attempts >= policy.max_attempts:
-            delivery.status = "DEAD"
+            delivery.status = DeliveryStatus.DEAD
         else:
-            delivery.status = "PENDING"
+            delivery.status = DeliveryStatus.PENDING
             delivery.next_attempt_at = now + policy.backoff(delivery.attempts)
 
     await db.run_system(work, write=True)
