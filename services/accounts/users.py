@@ -255,11 +255,13 @@ class UserService:
         return await get_user(self.db, principal, user_id)
 
     async def update(self, principal: Principal, user_id: uuid.UUID, data: UserData) -> User:
+        require_scope(principal, "write:user")
         return await update_user(self.db, principal, user_id, data)
 
     async def delete(self, principal: Principal, user_id: uuid.UUID) -> None:
         """The account goes, and this process stops trusting its tokens at once (other
         workers within the role cache's lifetime)."""
+        require_scope(principal, "write:user")
         await delete_user(self.db, principal, user_id)
         self.roles.forget(principal.tenant, user_id)
 

@@ -37,13 +37,13 @@ class OrderService:
         return await orders.create_order(self.db, principal, order.pet_id, self.hold)
 
     async def get(self, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
-        _check_access(access, "read:orders")
+        check_access(access, "read:orders")
         return await orders.get_order(self.db, access, order_id)
 
     async def cancel(self, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
         """Cancel Order: the cancellation, then the refund of a voided payment right away (if
         the processor is down, the housekeeping job refunds it later)."""
-        _check_access(access, "write:orders")
+        check_access(access, "write:orders")
         view = await orders.cancel_order(self.db, access, order_id)
         await payments.refund_owed(self.db, self.processor, access.principal.tenant, order_id)
         return view
@@ -62,7 +62,7 @@ class OrderService:
         payment: PaymentInput,
         receipt_base: str | None = None,
     ) -> PaidOrder:
-        _check_access(access, "write:orders")
+        check_access(access, "write:orders")
         return await payments.pay_order(
             self.db,
             self.processor,
@@ -84,7 +84,7 @@ class OrderService:
         return await orders.list_orders(self.db, principal, paging)
 
 
-def _check_access(access: OrderAccess, scope: str) -> None:
+def check_access(access: OrderAccess, scope: str) -> None:
     """Order operations are open to guests holding the order's token; a bearer token that is
     sent must carry ``scope``; with neither, the caller is unauthenticated."""
     if not access.principal.is_authenticated and not access.guest_token:

@@ -21,10 +21,11 @@ from models.base import utcnow, uuid7
 from models.database import Database
 from models.enums import DeliveryStatus
 from services.orders.orders import OrderAccess, load_visible
+from services.orders.service import check_access
 from services.shared import events
 from services.shared.errors import Conflict, NotFound
 from services.shared.pagination import Page, PageRequest
-from services.shared.principal import Principal
+from services.shared.principal import Principal, require_scope
 from services.webhooks import url_guard
 
 MAX_SUBSCRIPTIONS_PER_USER = 20
@@ -252,32 +253,39 @@ class WebhookService:
     async def create(
         self, principal: Principal, url: str, event_types: list[str], description: str | None
     ) -> NewSubscription:
+        require_scope(principal, "write:orders")
         return await create_subscription(
             self.db, principal, url, event_types, description, allow_loopback=self.allow_loopback
         )
 
     async def list(self, principal: Principal, paging: PageRequest) -> Page[WebhookSubscription]:
+        require_scope(principal, "read:orders")
         return await list_subscriptions(self.db, principal, paging)
 
     async def get(self, principal: Principal, sub_id: uuid.UUID) -> WebhookSubscription:
+        require_scope(principal, "read:orders")
         return await get_subscription(self.db, principal, sub_id)
 
     async def delete(self, principal: Principal, sub_id: uuid.UUID) -> None:
+        require_scope(principal, "write:orders")
         await delete_subscription(self.db, principal, sub_id)
 
     async def deliveries(
         self, principal: Principal, sub_id: uuid.UUID, paging: PageRequest
     ) -> Page[DeliveryView]:
+        require_scope(principal, "read:orders")
         return await list_deliveries(self.db, principal, sub_id, paging)
 
     async def redeliver(
         self, principal: Principal, sub_id: uuid.UUID, delivery_id: uuid.UUID
     ) -> DeliveryView:
+        require_scope(principal, "write:orders")
         return await redeliver(self.db, principal, sub_id, delivery_id)
 
     async def callback(
         self, access: OrderAccess, order_id: uuid.UUID, request: CallbackRequest
     ) -> QueuedCallback:
+        check_access(access, "write:orders")
         return await enqueue_order_callback(
             self.db, access, order_id, request, allow_loopback=self.allow_loopback
         )

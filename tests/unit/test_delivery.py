@@ -48,19 +48,26 @@ def _pending(settings: Settings, tenant: str, count: int) -> set[uuid.UUID]:
 
 def test_concurrent_claimers_never_take_the_same_delivery(settings: Settings) -> None:
     """Four workers, each with its own connections, claim in small batches until nothing is
-    left: every delivery is claimed exactly once."""
+    left: every delivery is claimed exactly once. They claim in rounds (all four at once, then
+    wait for each other), so every round really races, however the threads are scheduled."""
     mine = _pending(settings, str(uuid.uuid4()), DELIVERIES)
     policy = delivery.DeliveryPolicy()
     barrier = threading.Barrier(CLAIMERS)
     claimed: list[list[uuid.UUID]] = [[] for _ in range(CLAIMERS)]
+    empty = [False] * CLAIMERS
 
     def worker(i: int) -> None:
         async def go() -> None:
             db = Database(settings.database_url)
             try:
-                barrier.wait()
-                while batch := await delivery.claim(db, 3, policy):
+                while True:
+                    barrier.wait()  # the round starts for all four together
+                    batch = await delivery.claim(db, 3, policy)
                     claimed[i].extend(c.id for c in batch)
+                    empty[i] = not batch
+                    barrier.wait()  # every claim of the round is done
+                    if all(empty):
+                        return
             finally:
                 await db.dispose()
 
