@@ -252,7 +252,7 @@ def create_app(settings: Settings) -> AsyncApp:
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         container=container,
         path_budgets=[CHAT_PATH],
-        exclude=[GRAPHQL_PATH],  # counted by the GraphQL adapter, answered as RATE_LIMITED
+        exclude=[GRAPHQL_PATH, GRAPHQL_PATH + "/"],  # counted by the GraphQL adapter itself
     )
     app.add_middleware(
         RequestGuard,

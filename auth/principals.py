@@ -20,7 +20,7 @@ from typing import Any
 
 from auth.tokens import TokenService, principal_from_claims
 from services.accounts.roles import RoleLookup
-from services.shared.errors import AuthenticationFailed, Forbidden
+from services.shared.errors import AuthenticationFailed, FieldError, Forbidden, InvalidInput
 from services.shared.principal import ROLE_SCOPES, Principal, anonymous
 
 VERIFIED_KEY = "petstore.verified"
@@ -42,6 +42,21 @@ def bind_tenant(who: Principal, tenant: str | None) -> Principal:
     if tenant and tenant.lower() != who.tenant:
         raise Forbidden("The token was issued for another tenant than X-Tenant-ID names.")
     return who
+
+
+def tenant_id(named: str | None) -> str:
+    """The tenant a caller names (X-Tenant-ID or its equivalent): a UUID, lower-cased; none is
+    the shared pool. Anything else is refused, over every protocol (REST's spec says the same)."""
+    if not named:
+        return ""
+    try:
+        return str(uuid.UUID(named.strip())) if len(named) <= 40 else _bad_tenant()
+    except ValueError:
+        return _bad_tenant()
+
+
+def _bad_tenant() -> str:
+    raise InvalidInput([FieldError("X-Tenant-ID", "must be a UUID", "format")])
 
 
 def client_key(claims: dict[str, Any] | None, address: str | None) -> str:
@@ -102,7 +117,7 @@ class Authenticator:
         """The caller behind an Authorization value (``Bearer <token>``) in the named tenant.
         Raises AuthenticationFailed (a credential that is not a valid token) and Forbidden
         (another tenant)."""
-        tenant = (tenant or "").lower()
+        tenant = tenant_id(tenant)
         if not authorization:
             return anonymous(tenant)
         token = bearer_token(authorization)

@@ -41,8 +41,9 @@ def Bool(key: str | None = None, *, required: bool = False) -> fields.Field[Any]
 
 
 def Money(key: str | None = None, *, required: bool = False) -> fields.Field[Any]:  # noqa: N802
-    """A decimal (string on the wire); its range and places are the command's rules."""
-    return fields.Decimal(data_key=key, required=required)
+    """A decimal string, passed on as written: how it is written, its range and places are the
+    command's rules (services/shared/rules.py Rules.money)."""
+    return fields.String(data_key=key, required=required)
 
 
 def Obj(key: str | None = None, *, required: bool = False) -> fields.Field[Any]:  # noqa: N802

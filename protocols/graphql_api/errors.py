@@ -29,6 +29,18 @@ _VALUE_AT = re.compile(
 )
 
 
+def without_values(message: str) -> str:
+    """graphql-core's message about a bad value, without the value: it may be a card number,
+    a CVC or a password (as REST, which never echoes them). Values follow "found", "got invalid
+    value" or the last colon of a reason; the location, the type and the reason stay."""
+    text = re.sub(r",? found:? .*?(?=; |$)", "", message, flags=re.S)
+    text = re.sub(r" got invalid value .*?(?= at |; |$)", " got an invalid value", text, flags=re.S)
+    located = re.match(r"^(.*? invalid value at \S+?):\s(.*)$", text, re.S)
+    head, rest = (located.group(1), located.group(2)) if located else ("", text)
+    reasons = "; ".join(part.split(": ", 1)[0].rstrip(".") for part in rest.split("; ") if part)
+    return (f"{head}: {reasons}" if head else reasons).rstrip(".") + "."
+
+
 def _request_error(error: GraphQLError) -> tuple[str, list[dict[str, str]]]:
     """Errors raised before execution: syntax, validation, or values of the wrong type (in the
     variables or written in the query), the latter with the field they are about."""
@@ -40,7 +52,8 @@ def _request_error(error: GraphQLError) -> tuple[str, list[dict[str, str]]]:
     if found is None:
         return BAD_USER_INPUT, []
     field = found.group(2) or found.group(1)
-    return BAD_USER_INPUT, [{"field": field, "message": error.message, "code": "invalid"}]
+    message = without_values(error.message)
+    return BAD_USER_INPUT, [{"field": field.strip("'"), "message": message, "code": "invalid"}]
 
 
 def format_graphql_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
@@ -59,6 +72,8 @@ def format_graphql_error(error: GraphQLError, debug: bool = False) -> dict[str, 
     elif error.path is None:  # refused before execution
         if "code" not in extensions:  # the limits set their own
             extensions["code"], fields = _request_error(error)
+            if extensions["code"] == BAD_USER_INPUT:
+                formatted["message"] = without_values(error.message)
             if fields:
                 extensions["errors"] = fields
     else:

@@ -29,6 +29,7 @@ from graphql import (
     Visitor,
     parse,
     validate,
+    value_from_ast_untyped,
     visit,
 )
 from graphql.validation import ASTValidationRule, MaxIntrospectionDepthRule
@@ -47,6 +48,13 @@ COST_MAP: dict[str, dict[str, Any]] = {
 
 def depth_limit(max_depth: int) -> type[ASTValidationRule]:
     class DepthLimit(ASTValidationRule):
+        def __init__(self, context: Any) -> None:
+            super().__init__(context)
+            # Each fragment's own depth, measured once: re-walking a fragment at every spread
+            # would make a document of doubling spreads (F1 spreads F2 twice, F2 F3 twice, ...)
+            # cost 2^n walks.
+            self.fragment_depths: dict[str, int] = {}
+
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             depth = self._depth(node.selection_set, 0, frozenset())
             if depth > max_depth:
@@ -61,7 +69,7 @@ def depth_limit(max_depth: int) -> type[ASTValidationRule]:
         def _depth(
             self, selections: SelectionSetNode | None, level: int, seen: frozenset[str]
         ) -> int:
-            if selections is None:
+            if selections is None or level > max_depth:
                 return level
             deepest = level
             for selection in selections.selections:
@@ -74,7 +82,11 @@ def depth_limit(max_depth: int) -> type[ASTValidationRule]:
                     fragment = self.context.get_fragment(name)
                     if name in seen or fragment is None:
                         continue  # cycles and unknown fragments: the standard rules report them
-                    below = self._depth(fragment.selection_set, level, seen | {name})
+                    if name not in self.fragment_depths:
+                        self.fragment_depths[name] = self._depth(
+                            fragment.selection_set, 0, seen | {name}
+                        )
+                    below = level + self.fragment_depths[name]
                 else:
                     continue
                 deepest = max(deepest, below)
@@ -103,6 +115,19 @@ def multiplier_variables(document: DocumentNode) -> tuple[str, ...]:
     return tuple(sorted(found.names))
 
 
+def defaults(document: DocumentNode) -> dict[str, Any]:
+    """The operations' variable defaults (``query($n: Int = 100)``): execution uses them when a
+    variable is not sent, so the cost must be judged with them too."""
+    found: dict[str, Any] = {}
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            for variable in definition.variable_definitions or ():
+                if variable.default_value is not None:
+                    name = variable.variable.name.value
+                    found[name] = value_from_ast_untyped(variable.default_value)
+    return found
+
+
 def validation_rules(
     max_depth: int, max_cost: int
 ) -> Any:  # ariadne.types.ValidationRules (a callable per request)
@@ -122,7 +147,7 @@ def validation_rules(
         _context: Any, document: DocumentNode, data: dict[str, Any]
     ) -> list[type[ASTValidationRule]]:
         raw = data.get("variables") if isinstance(data, dict) else None
-        variables = raw if isinstance(raw, dict) else {}
+        variables = {**defaults(document), **(raw if isinstance(raw, dict) else {})}
         base: Any = cost_validator(
             maximum_cost=max_cost, default_cost=1, variables=variables, cost_map=COST_MAP
         )

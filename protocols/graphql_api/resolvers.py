@@ -16,7 +16,15 @@ from schemas.orders import dump_order, dump_payment, load_order, load_payment
 from schemas.pets import dump_pet, load_pet, load_pet_query
 from schemas.users import dump_user
 from services.shared.errors import FieldError, InvalidInput
-from services.shared.pagination import MAX_PAGE_SIZE, Page, PageRequest
+from services.shared.pagination import (
+    DEFAULT_LIMIT,
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    Page,
+    PageRequest,
+)
+
+MAX_OFFSET = MAX_PAGE * MAX_PAGE_SIZE  # cursors beyond the deepest page are not ours
 
 query = QueryType()
 mutation = MutationType()
@@ -49,7 +57,7 @@ def _offset(after: str | None) -> int:
         return 0
     try:
         kind, _, value = base64.urlsafe_b64decode(after.encode()).decode().partition(":")
-        if kind == "offset" and value.isdigit():
+        if kind == "offset" and value.isascii() and value.isdigit() and int(value) < MAX_OFFSET:
             return int(value) + 1
     except ValueError:
         pass
@@ -104,11 +112,12 @@ async def resolve_pet(_: None, info: Info, id: str) -> dict[str, Any]:
 async def resolve_pets(
     _: None,
     info: Info,
-    first: int = 20,
+    first: int | None = DEFAULT_LIMIT,
     after: str | None = None,
     filter: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     ctx = _ctx(info)
+    first = DEFAULT_LIMIT if first is None else first  # null: the default
     start = _offset(after)
     page_number, limit = _window(first, start)
     params = {**(filter or {}), "page": page_number, "limit": limit}
@@ -126,9 +135,10 @@ async def resolve_order(_: None, info: Info, id: str) -> dict[str, Any]:
 
 @query.field("myOrders")
 async def resolve_my_orders(
-    _: None, info: Info, first: int = 20, after: str | None = None
+    _: None, info: Info, first: int | None = DEFAULT_LIMIT, after: str | None = None
 ) -> dict[str, Any]:
     ctx = _ctx(info)
+    first = DEFAULT_LIMIT if first is None else first  # null: the default
     start = _offset(after)
     page_number, limit = _window(first, start)
     page = await ctx.container.orders.mine(ctx.principal, PageRequest(page_number, limit))

@@ -136,6 +136,9 @@ class PetQuery:
         if self.sort not in SORT_COLUMNS:
             rules.fail("sort", f"unknown sort field {self.sort!r}", "enum")
         rules.done()
+        for name in ("min_price", "max_price"):
+            if isinstance(getattr(self, name), str):
+                _set(self, name, Decimal(getattr(self, name)))
 
     @property
     def paging(self) -> PageRequest:

@@ -38,6 +38,12 @@ CARD_BRANDS: tuple[tuple[str, tuple[tuple[int, int], ...], tuple[int, ...]], ...
 )
 
 
+def _digits(value: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²" or "٣", which int() and the checksums
+    cannot use."""
+    return value.isascii() and value.isdigit()
+
+
 def luhn_ok(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -83,7 +89,7 @@ class Card:
         brand = None
         if not isinstance(self.number, str):
             rules.fail("number", "must be a string", "type")
-        elif not self.number.isdigit() or not 12 <= len(self.number) <= 19:
+        elif not _digits(self.number) or not 12 <= len(self.number) <= 19:
             rules.fail("number", "must be 12 to 19 digits", "format")
         elif not luhn_ok(self.number):
             rules.fail("number", "fails the Luhn check", "luhn")
@@ -92,7 +98,7 @@ class Card:
             if brand is None:
                 rules.fail("number", "is not a card brand we accept", "brand")
         want = 4 if brand == "AMEX" else 3
-        if not isinstance(self.cvc, str) or not self.cvc.isdigit() or len(self.cvc) != want:
+        if not isinstance(self.cvc, str) or not _digits(self.cvc) or len(self.cvc) != want:
             rules.fail("cvc", f"must be {want} digits", "format")
         month_ok = rules.integer("expMonth", self.exp_month, 1, 12)
         year_ok = rules.integer("expYear", self.exp_year, 2000, 2100)
@@ -137,17 +143,17 @@ IBAN_LENGTHS = {
 
 
 def iban_ok(iban: str) -> bool:
-    if len(iban) != IBAN_LENGTHS.get(iban[:2], -1) or not iban.isalnum():
+    if len(iban) != IBAN_LENGTHS.get(iban[:2], -1) or not (iban.isascii() and iban.isalnum()):
         return False
     rearranged = iban[4:] + iban[:4]
     digits = "".join(
-        str(string.digits.find(c)) if c.isdigit() else str(ord(c) - 55) for c in rearranged
+        str(string.digits.find(c)) if _digits(c) else str(ord(c) - 55) for c in rearranged
     )
     return int(digits) % 97 == 1
 
 
 def aba_routing_ok(routing: str) -> bool:
-    if len(routing) != 9 or not routing.isdigit():
+    if len(routing) != 9 or not _digits(routing):
         return False
     weights = (3, 7, 1) * 3
     return sum(int(d) * w for d, w in zip(routing, weights, strict=True)) % 10 == 0
@@ -197,7 +203,7 @@ class BankAccount:
                         "source.routingNumber", "is not a valid ABA routing number", "checksum"
                     )
                 )
-            if not (self.account_number.isdigit() and 4 <= len(self.account_number) <= 17):
+            if not (_digits(self.account_number) and 4 <= len(self.account_number) <= 17):
                 errors.append(
                     FieldError("source.accountNumber", "must be 4 to 17 digits", "format")
                 )

@@ -11,19 +11,21 @@ T = TypeVar("T")
 DEFAULT_PAGE = 1
 DEFAULT_LIMIT = 20
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 10_000  # deeper pages would be an unbounded OFFSET (the spec's page maximum)
 
 
 @dataclass(frozen=True)
 class PageRequest:
     """Which page of a list, 1-based. Owns the defaults (page 1, 20 items) and clamps what it is
-    given into range (page ≥ 1, 1 ≤ limit ≤ 100), so no protocol can ask for 10,000 rows; REST
+    given into range (1 ≤ page ≤ 10,000, 1 ≤ limit ≤ 100), so no protocol can ask for 10,000
+    rows or an unbounded offset; REST
     refuses out-of-range values earlier, from the spec's limits."""
 
     page: int = DEFAULT_PAGE
     limit: int = DEFAULT_LIMIT
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "page", max(int(self.page), 1))
+        object.__setattr__(self, "page", min(max(int(self.page), 1), MAX_PAGE))
         object.__setattr__(self, "limit", min(max(int(self.limit), 1), MAX_PAGE_SIZE))
 
     @classmethod

@@ -19,6 +19,9 @@ from services.shared.errors import FieldError, InvalidInput
 E = TypeVar("E", bound=StrEnum)
 
 MONEY_MAX = Decimal("99999999.99")
+MONEY_TEXT = re.compile(r"^(0|[1-9][0-9]{0,7})(\.[0-9]{1,2})?$")
+"""How an amount is written on the wire (#/components/schemas/Money): no sign, no exponent, no
+leading zeros, at most two decimals."""
 
 
 class Rules:
@@ -109,9 +112,11 @@ class Rules:
         return tuple(m for m in members if m is not None)
 
     def money(self, field: str, value: Any, *, optional: bool = False) -> bool:
-        """A non-negative amount with at most two decimal places, up to 99999999.99."""
+        """A non-negative amount with at most two decimal places, up to 99999999.99; written as
+        MONEY_TEXT when it comes as text."""
         if value is None and optional:
             return True
+        text = value if isinstance(value, str) else None
         if isinstance(value, str):
             try:
                 value = Decimal(value)
@@ -129,6 +134,9 @@ class Rules:
             return False
         if value > MONEY_MAX:
             self.fail(field, f"must be at most {MONEY_MAX}", "maximum")
+            return False
+        if text is not None and not MONEY_TEXT.match(text):
+            self.fail(field, "must be written like 75.00 (digits, at most two decimals)", "pattern")
             return False
         return True
 

@@ -487,3 +487,58 @@ def test_a_page_of_100_orders_with_their_pets_costs_3_statements(
     assert len(data["edges"]) == 100
     assert {e["node"]["pet"]["name"] for e in data["edges"]} == {f"Pet {i}" for i in range(100)}
     assert len(statements) <= 3, statements
+
+
+class TestHostileInput:
+    """What a review found: inputs that must neither echo secrets, nor escape the limits."""
+
+    PAY = (
+        "mutation($id: ID!, $input: PaymentInput!) { payOrder(id: $id, input: $input) { status } }"
+    )
+
+    @pytest.mark.parametrize(
+        "card",
+        [
+            {"number": "4242424242424242", "cvc": "987", "expMonth": 12, "expYear": 2031, "x": 1},
+            {"number": 4242424242424242, "cvc": "987", "expMonth": 12, "expYear": 2031},
+            {"cvc": "987", "expMonth": "12", "expYear": 2031, "number": "4242424242424242"},
+        ],
+        ids=["unknown-field", "number-as-int", "month-as-string"],
+    )
+    def test_a_refused_card_is_never_echoed(self, gql: Gql, card: dict[str, Any]) -> None:
+        body = {"amount": "10.00", "currency": "USD", "source": {"card": card}}
+        r = gql(self.PAY, {"id": str(uuid.uuid4()), "input": body})
+        assert r.codes == ["BAD_USER_INPUT"]
+        text = r.response.text
+        assert "4242424242424242" not in text
+        assert "987" not in text
+
+    def test_doubling_fragment_spreads_are_measured_once(self, gql: Gql) -> None:
+        """40 fragments each spreading the next twice: 2^40 walks if each spread were walked
+        again; measured once each, the document is judged at once (and is shallow)."""
+        n = 40
+        fragments = " ".join(
+            f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(1, n)
+        )
+        query = f"query {{ ...F1 }} {fragments} fragment F{n} on Query {{ inventory {{ total }} }}"
+        r = gql(query)
+        assert r.status in (200, 400)  # answered, whatever the verdict; a hang fails the run
+        assert "INTERNAL_SERVER_ERROR" not in r.codes
+
+    def test_the_cost_counts_variable_defaults(self, gql: Gql) -> None:
+        aliases = " ".join(f"p{i}: pets(first: $n) {{ totalCount }}" for i in range(12))
+        assert gql(f"query($n: Int = 1) {{ {aliases} }}").status == 200
+        assert gql(f"query($n: Int = 100) {{ {aliases} }}").codes == ["QUERY_TOO_COMPLEX"]
+
+    def test_first_null_is_the_default_and_a_forged_cursor_is_refused(self, gql: Gql) -> None:
+        assert gql("{ pets(first: null) { totalCount } }").status == 200
+        import base64
+
+        cursor = base64.urlsafe_b64encode(b"offset:99999999999999999999").decode()
+        r = gql("query($a: String) { pets(after: $a) { totalCount } }", {"a": cursor})
+        assert r.codes == ["BAD_USER_INPUT"]
+
+    def test_a_tenant_that_is_not_a_uuid_is_refused(self, api: Api) -> None:
+        r = graphql(api.client, "{ pets { totalCount } }", headers={"X-Tenant-ID": "x" * 60})
+        assert r.codes == ["BAD_USER_INPUT"]
+        assert r.fields == ["X-Tenant-ID"]

@@ -44,8 +44,19 @@ def _scenario(settings: Settings, fn: Any) -> Any:
 
 def test_no_credential_is_an_anonymous_caller_in_the_named_tenant(settings: Settings) -> None:
     async def go(auth: Authenticator, *_: Any) -> None:
-        who = await auth.principal(None, "Shelter-A")
-        assert (who.subject, who.tenant, who.scopes) == (None, "shelter-a", frozenset())
+        tenant = str(uuid.uuid4())
+        who = await auth.principal(None, tenant.upper())
+        assert (who.subject, who.tenant, who.scopes) == (None, tenant, frozenset())
+
+    _scenario(settings, go)
+
+
+@pytest.mark.parametrize("tenant", ["shelter-a", "1" * 41, "550e8400-e29b-41d4-a716-44665544000"])
+def test_a_named_tenant_must_be_a_uuid(settings: Settings, tenant: str) -> None:
+    async def go(auth: Authenticator, *_: Any) -> None:
+        with pytest.raises(errors.InvalidInput) as refused:
+            await auth.principal(None, tenant)
+        assert [e.field for e in refused.value.errors] == ["X-Tenant-ID"]
 
     _scenario(settings, go)
 
@@ -63,7 +74,7 @@ def test_a_credential_that_is_sent_must_be_valid(settings: Settings, authorizati
 
 
 def test_a_token_names_its_account_role_and_tenant_and_is_bound_to_it(settings: Settings) -> None:
-    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    tenant = str(uuid.uuid4())
     user = _register(settings, tenant)
 
     async def go(auth: Authenticator, tokens: TokenService, _db: Any) -> None:
@@ -73,13 +84,13 @@ def test_a_token_names_its_account_role_and_tenant_and_is_bound_to_it(settings: 
         assert who.scopes == ROLE_SCOPES["user"]
         assert (await auth.principal(f"bearer {token}", None)).tenant == tenant
         with pytest.raises(errors.Forbidden):
-            await auth.principal(f"Bearer {token}", "another-tenant")
+            await auth.principal(f"Bearer {token}", str(uuid.uuid4()))
 
     _scenario(settings, go)
 
 
 def test_a_deleted_account_loses_access_at_once_in_this_process(settings: Settings) -> None:
-    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    tenant = str(uuid.uuid4())
     user = _register(settings, tenant)
 
     async def go(auth: Authenticator, tokens: TokenService, db: Any) -> None:
@@ -95,7 +106,7 @@ def test_a_deleted_account_loses_access_at_once_in_this_process(settings: Settin
 
 
 def test_a_token_is_verified_once_per_request(settings: Settings) -> None:
-    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    tenant = str(uuid.uuid4())
     user = _register(settings, tenant)
 
     class Counting(TokenService):

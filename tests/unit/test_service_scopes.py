@@ -18,7 +18,7 @@ from services.accounts.roles import RoleLookup
 from services.accounts.users import UserData, UserService
 from services.catalogue.inventory import InventoryService
 from services.catalogue.pets import PetData, PetService
-from services.orders.orders import OrderAccess
+from services.orders.orders import NewOrder, OrderAccess
 from services.orders.payment_sources import Card
 from services.orders.payments import PaymentInput
 from services.orders.service import OrderService
@@ -69,8 +69,17 @@ CASES: dict[str, tuple[str, Call]] = {
         lambda s, p: s["webhooks"].callback(OrderAccess(p), ID, CALLBACK),
     ),
 }
-GUEST_OPEN = {"orders.get", "orders.cancel", "orders.pay", "webhooks.callback"}
-"""Open to guests holding the order's token; a bearer token that is sent needs the scope."""
+GUEST_OPEN: dict[str, Call] = {
+    "orders.get": lambda s, p: s["orders"].get(OrderAccess(p, "guest-token"), ID),
+    "orders.cancel": lambda s, p: s["orders"].cancel(OrderAccess(p, "guest-token"), ID),
+    "orders.pay": lambda s, p: s["orders"].pay(OrderAccess(p, "guest-token"), ID, PAYMENT),
+    "webhooks.callback": lambda s, p: s["webhooks"].callback(
+        OrderAccess(p, "guest-token"), ID, CALLBACK
+    ),
+    "orders.create": lambda s, p: s["orders"].create(p, NewOrder(ID)),
+}
+"""Open to guests (with the order's token, or placing an order); a bearer token that is sent
+needs the scope all the same."""
 
 
 def _services(db: Database) -> dict[str, Any]:
@@ -84,10 +93,12 @@ def _services(db: Database) -> dict[str, Any]:
     }
 
 
-def _outcome(settings: Settings, case: str, who: Principal) -> type[BaseException] | None:
+def _outcome(
+    settings: Settings, case: str, who: Principal, call: Call | None = None
+) -> type[BaseException] | None:
     async def go(db: Database) -> type[BaseException] | None:
         try:
-            await CASES[case][1](_services(db), who)
+            await (call or CASES[case][1])(_services(db), who)
         except errors.DomainError as exc:
             return type(exc)
         return None
@@ -117,3 +128,15 @@ def test_with_the_scope_the_service_gets_past_the_check(settings: Settings, case
     role = "admin" if scope == "write:pets" else "user"
     allowed = Principal(uuid.uuid4(), role, ROLE_SCOPES[role], "scopes")
     assert _outcome(settings, case, allowed) not in (errors.Forbidden, errors.AuthenticationFailed)
+
+
+@pytest.mark.parametrize("case", sorted(GUEST_OPEN))
+def test_guests_get_past_the_check_and_a_sent_token_still_needs_the_scope(
+    settings: Settings, case: str
+) -> None:
+    call = GUEST_OPEN[case]
+    guest = _outcome(settings, case, anonymous("scopes"), call)
+    assert guest not in (errors.Forbidden, errors.AuthenticationFailed)
+    lacking = Principal(uuid.uuid4(), "user", ROLE_SCOPES["user"] - {"write:orders", "read:orders"},
+                        "scopes")  # fmt: skip
+    assert _outcome(settings, case, lacking, call) is errors.Forbidden
