@@ -36,6 +36,16 @@ def principal() -> Principal:
     return bind_tenant(principal_from_claims(claims), header_tenant())
 
 
+async def public_caller() -> Principal:
+    """The caller of an operation open to everyone (``security: []``): anonymous without a
+    credential; a credential that is sent must be valid (401 otherwise) and is then the caller,
+    in its own tenant (auth.principals, as over every protocol)."""
+    header = request.headers.get("authorization")
+    if not header:
+        return anonymous(header_tenant())
+    return await container().auth.principal(header, header_tenant(), request.scope)
+
+
 def api_base() -> str:
     url = request.url
     return urls.api_base(container().settings, url.scheme, url.netloc)

@@ -90,6 +90,21 @@ def _conflicting_state(api: Api) -> tuple[Call, Call]:
     )
 
 
+def _bad_token_on_a_public_read(api: Api) -> tuple[Call, Call]:
+    """A public read needs no token, but a token that is sent must be valid."""
+    pet = api.create_pet(api.admin_token())
+    query = "query($id: ID!) { pet(id: $id) { id } }"
+    return (
+        Call("GET", f"/pets/{pet['id']}", "not-a-token"),
+        Call("", "", "not-a-token", query=query, variables={"id": pet["id"]}),
+    )
+
+
+def _another_tenants_token_on_a_public_read(api: Api) -> tuple[Call, Call]:
+    _, foreign = Api(api.client, api.settings, str(uuid.uuid4())).user_token()
+    return Call("GET", "/pets", foreign), Call("", "", foreign, query="{ pets { totalCount } }")
+
+
 CASES = {
     "no token": Case(AuthenticationFailed, _no_token),
     "wrong scope": Case(Forbidden, _wrong_scope),
@@ -97,6 +112,10 @@ CASES = {
     "invalid value": Case(InvalidInput, _invalid_value, ("minAge",)),
     "missing object": Case(NotFound, _missing),
     "conflicting state": Case(Conflict, _conflicting_state, ("petId",)),
+    "bad token on a public read": Case(AuthenticationFailed, _bad_token_on_a_public_read),
+    "another tenant's token on a public read": Case(
+        Forbidden, _another_tenants_token_on_a_public_read
+    ),
 }
 
 
