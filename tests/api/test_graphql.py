@@ -417,6 +417,18 @@ def test_over_the_rate_limit_is_rate_limited_429_with_retry_after(settings: Any)
     assert error["extensions"]["retryAfter"] == int(refused.headers["retry-after"])
 
 
+def test_the_trailing_slash_path_is_counted_once(settings: Any) -> None:
+    """/v1/graphql/ is served by the adapter too; REST's middleware must not count it again."""
+    limited = create_app(settings.with_overrides(rate_limit_per_minute=5))
+    query = {"query": "{ pets { totalCount } }"}
+    with limited.test_client() as client:
+        first = client.post("/v1/graphql/", json=query)
+        second = client.post("/v1/graphql/", json=query)
+    assert first.status_code == second.status_code == 200
+    assert first.headers.get_list("ratelimit-remaining") == ["4"]
+    assert second.headers.get_list("ratelimit-remaining") == ["3"]
+
+
 @contextmanager
 def counted_statements(db: Database) -> Iterator[list[str]]:
     seen: list[str] = []
