@@ -38,7 +38,7 @@ run: seed ## Migrate, seed and serve http://127.0.0.1:8080/v1 (PORT to change)
 	$(BIN)/uvicorn --factory app:app_from_env --host $(HOST) --port $(PORT) --lifespan on --no-access-log
 
 serve-prod: seed ## Several workers under gunicorn (WORKERS, default 2)
-	$(BIN)/gunicorn -k uvicorn_worker.UvicornWorker -w $${WORKERS:-2} -b $(HOST):$(PORT) --graceful-timeout 20 'app:app_from_env()'
+	PETSTORE_WORKERS=$${WORKERS:-2} $(BIN)/gunicorn -k uvicorn_worker.UvicornWorker -w $${WORKERS:-2} -b $(HOST):$(PORT) --graceful-timeout 20 'app:app_from_env()'
 
 lint: install-test ## ruff, mypy, import-linter, spec validation and Spectral
 	$(BIN)/ruff check .

@@ -61,6 +61,7 @@ from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
 CHAT_PATH = f"{API_PREFIX}/chat/completions"  # has a per-user budget of its own
+LOGIN_PATH = f"{API_PREFIX}/auth/tokens"  # has a per-address budget of its own
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and additionalMetadata around the file
 log = logging.getLogger("petstore")
 
@@ -161,7 +162,10 @@ def build_container(settings: Settings) -> Container:
         rate_limiter=RateLimiter(
             counters,
             settings.rate_limit_per_minute,
-            {CHAT_PATH: settings.chat_rate_limit_per_minute},
+            {
+                CHAT_PATH: settings.chat_rate_limit_per_minute,
+                LOGIN_PATH: settings.login_rate_limit_per_minute,
+            },
         ),
         roles=roles,
         processor=processor,
@@ -176,7 +180,12 @@ def build_container(settings: Settings) -> Container:
         ),
         users=UserService(
             db,
-            FailureThrottle(counters, settings.login_max_failures, settings.login_window_seconds),
+            FailureThrottle(
+                counters,
+                settings.login_max_failures,
+                settings.login_window_seconds,
+                backoff_max=settings.login_backoff_max_seconds,
+            ),
             roles,
         ),
         webhooks=WebhookService(db, allow_loopback=settings.webhook_allow_loopback),
@@ -186,7 +195,23 @@ def build_container(settings: Settings) -> Container:
     )
 
 
+def shared_counters_warning(settings: Settings) -> str | None:
+    """Why the configured limits do not hold as written, if they do not: without Redis every
+    worker process counts on its own, so N workers allow N times every rate limit, login
+    throttle and budget."""
+    if settings.workers > 1 and not settings.redis_url:
+        return (
+            f"{settings.workers} workers without REDIS_URL: rate limits and login throttling "
+            f"are counted per worker, so every limit is effectively {settings.workers} times "
+            "higher; set REDIS_URL to share the counters"
+        )
+    return None
+
+
 def create_app(settings: Settings) -> AsyncApp:
+    warning = shared_counters_warning(settings)
+    if warning:
+        log.warning(warning)
     container = build_container(settings)
     spec = load_spec()
 
@@ -199,6 +224,7 @@ def create_app(settings: Settings) -> AsyncApp:
                 settings.admin_username,
                 settings.admin_password,
                 settings.admin_email,
+                promote_existing=settings.admin_promote_existing,
             )
             log.info("admin account ensured", extra={"username": settings.admin_username})
         jobs: list[asyncio.Task[None]] = []
@@ -252,6 +278,7 @@ def create_app(settings: Settings) -> AsyncApp:
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         container=container,
         path_budgets=[CHAT_PATH],
+        address_budgets=[LOGIN_PATH],
         exclude=[GRAPHQL_PATH, GRAPHQL_PATH + "/"],  # counted by the GraphQL adapter itself
     )
     app.add_middleware(

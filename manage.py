@@ -1,9 +1,14 @@
-"""Operator commands: ``python manage.py migrate|seed``."""
+"""Operator commands: ``python manage.py migrate|seed|ensure-admin``.
+
+``ensure-admin`` creates the PETSTORE_ADMIN_USERNAME account (or sets the existing admin's
+password), as the server does at startup; it exits non-zero, naming the account, when that name
+belongs to an existing non-admin account (unless PETSTORE_ADMIN_PROMOTE_EXISTING=1)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from decimal import Decimal
 
 from alembic import command
@@ -14,8 +19,9 @@ from sqlalchemy.orm import Session
 from models import Pet
 from models.base import SHARED_POOL
 from models.database import Database
+from services.accounts.users import AdminNameTaken, ensure_admin
 from services.catalogue.pets import PetData
-from settings import ROOT, Settings
+from settings import ROOT, ConfigError, Settings
 
 DEMO_PETS = [
     PetData(
@@ -154,14 +160,41 @@ async def seed(settings: Settings) -> int:
         await db.dispose()
 
 
+async def ensure_admin_account(settings: Settings) -> str:
+    """The startup check on its own: AdminNameTaken when the name is a non-admin's account."""
+    if not (settings.admin_username and settings.admin_password):
+        return "PETSTORE_ADMIN_USERNAME/PETSTORE_ADMIN_PASSWORD not set; no admin account"
+    db = Database(settings.database_url)
+    try:
+        user = await ensure_admin(
+            db,
+            SHARED_POOL,
+            settings.admin_username,
+            settings.admin_password,
+            settings.admin_email,
+            promote_existing=settings.admin_promote_existing,
+        )
+    finally:
+        await db.dispose()
+    return f"admin account '{user.username}' ensured"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["migrate", "seed"])
+    parser.add_argument("command", choices=["migrate", "seed", "ensure-admin"])
     args = parser.parse_args()
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     if args.command == "migrate":
         migrate(settings)
+    elif args.command == "ensure-admin":
+        try:
+            print(asyncio.run(ensure_admin_account(settings)))
+        except AdminNameTaken as exc:
+            sys.exit(f"error: {exc}")
     else:
         count = asyncio.run(seed(settings))
         print(f"seeded {count} demo pets" if count else "database already has pets; not seeding")

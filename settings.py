@@ -48,6 +48,14 @@ def _load_or_create_secret(path: Path) -> str:
     return key
 
 
+MIN_JWT_SECRET_BYTES = 32
+"""HS256 keys shorter than the hash (RFC 7518 section 3.2) are refused at startup."""
+
+
+class ConfigError(ValueError):
+    """A setting the server refuses to start with; the message names the variable."""
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -64,9 +72,13 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     login_max_failures: int = 5
     login_window_seconds: int = 900
+    login_backoff_max_seconds: float = 2.0
+    login_rate_limit_per_minute: int = 20
     admin_username: str | None = None
     admin_password: str | None = None
     admin_email: str | None = None
+    admin_promote_existing: bool = False
+    workers: int = 1
     log_json: bool = True
     order_hold_seconds: int = 1800
     webhook_worker: bool = True
@@ -94,6 +106,14 @@ class Settings:
     graphql_max_depth: int = 15
     graphql_max_cost: int = 1000
 
+    def __post_init__(self) -> None:
+        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError(
+                f"PETSTORE_JWT_SECRET is {len(self.jwt_secret.encode())} bytes long; at least "
+                f"{MIN_JWT_SECRET_BYTES} are required (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`), or unset it to use a generated key."
+            )
+
     @property
     def order_hold(self) -> timedelta:
         return timedelta(seconds=self.order_hold_seconds)
@@ -117,9 +137,13 @@ class Settings:
             validate_responses=_bool(env.get("PETSTORE_VALIDATE_RESPONSES"), True),
             max_body_bytes=int(env.get("PETSTORE_MAX_BODY_BYTES", 1024 * 1024)),
             login_max_failures=int(env.get("PETSTORE_LOGIN_MAX_FAILURES", 5)),
+            login_backoff_max_seconds=float(env.get("PETSTORE_LOGIN_BACKOFF_MAX_SECONDS", 2)),
+            login_rate_limit_per_minute=int(env.get("PETSTORE_LOGIN_RATE_LIMIT", 20)),
             admin_username=env.get("PETSTORE_ADMIN_USERNAME") or None,
             admin_password=env.get("PETSTORE_ADMIN_PASSWORD") or None,
             admin_email=env.get("PETSTORE_ADMIN_EMAIL") or None,
+            admin_promote_existing=_bool(env.get("PETSTORE_ADMIN_PROMOTE_EXISTING"), False),
+            workers=_workers(env),
             log_json=_bool(env.get("PETSTORE_LOG_JSON"), True),
             order_hold_seconds=int(env.get("PETSTORE_ORDER_HOLD_SECONDS", 1800)),
             webhook_worker=_bool(env.get("PETSTORE_WEBHOOK_WORKER"), True),
@@ -150,6 +174,16 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _workers(env: dict[str, str]) -> int:
+    """How many worker processes serve this app: PETSTORE_WORKERS (``make serve-prod`` sets it
+    from WORKERS), else WEB_CONCURRENCY (gunicorn's and uvicorn's convention), else 1."""
+    raw = env.get("PETSTORE_WORKERS") or env.get("WEB_CONCURRENCY") or "1"
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        return 1
 
 
 def normalize_database_url(url: str) -> str:

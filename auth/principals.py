@@ -8,9 +8,12 @@ Rules:
 - A credential that is sent must be valid: a malformed, expired or foreign token, or one whose
   account is gone, is refused (``AuthenticationFailed``), never treated as no token at all.
 - A token is bound to the tenant it was issued in; naming another tenant is ``Forbidden``.
-- Scopes follow the account's current role: a demoted account loses scopes at once, a deleted
-  one its access (within the role cache's lifetime on other workers); a token never carries
-  more than its role grants."""
+- A token's scopes are those it was issued with that the account's current role still grants:
+  a demoted account loses scopes at once, a deleted one its access (within the role cache's
+  lifetime on other workers); a promoted account gains nothing until it logs in again.
+- A token issued before the account's last password change or logout (an older ``ver`` claim
+  than ``users.token_version``) is refused: at once on the worker that made the change, within
+  the role cache's lifetime (PETSTORE_ROLE_CACHE_SECONDS) on the others."""
 
 from __future__ import annotations
 
@@ -89,24 +92,23 @@ class Authenticator:
         self, token: str, scope: MutableMapping[str, Any] | None = None
     ) -> dict[str, Any] | None:
         """Verified claims whose ``role`` is the account's role now and whose ``scope`` is what
-        that role still grants of what the token was issued with; None when the token is
-        invalid or its account no longer exists."""
+        the token was issued with *and* that role still grants (a demotion removes scopes at
+        once; a promotion needs a new login). None when the token is invalid, its account no
+        longer exists, or it predates the account's last password change or logout."""
         claims = self.verify(token, scope)
         if claims is None:
             return None
         try:
             subject = uuid.UUID(str(claims["sub"]))
-        except ValueError:
+            version = int(claims.get("ver", 0))
+        except (TypeError, ValueError):
             return None
-        role = await self.roles.role(str(claims.get("tid", "")), subject)
-        if role is None:
+        standing = await self.roles.standing(str(claims.get("tid", "")), subject)
+        if standing is None or version != standing.token_version:
             return None
-        granted = ROLE_SCOPES.get(role, frozenset())
         issued = frozenset(str(claims.get("scope", "")).split())
-        # A token issued for fewer scopes than its role had keeps only those.
-        if issued != ROLE_SCOPES.get(str(claims.get("role", "")), frozenset()):
-            granted = granted & issued
-        return {**claims, "role": role, "scope": " ".join(sorted(granted))}
+        granted = ROLE_SCOPES.get(standing.role, frozenset()) & issued
+        return {**claims, "role": standing.role, "scope": " ".join(sorted(granted))}
 
     async def principal(
         self,

@@ -31,9 +31,15 @@ class TokenService:
         self._ttl = ttl_seconds
 
     def issue(
-        self, subject: uuid.UUID, role: str, tenant: str, scopes: frozenset[str] | None = None
+        self,
+        subject: uuid.UUID,
+        role: str,
+        tenant: str,
+        scopes: frozenset[str] | None = None,
+        version: int = 0,
     ) -> IssuedToken:
-        """A token for the role's scopes, or for ``scopes`` of them only (a narrower token)."""
+        """A token for the role's scopes, or for ``scopes`` of them only (a narrower token),
+        under the account's current token ``version`` (models.User.token_version)."""
         now = int(time.time())
         allowed = ROLE_SCOPES.get(role, frozenset())
         scope = " ".join(sorted(allowed if scopes is None else allowed & scopes))
@@ -47,6 +53,7 @@ class TokenService:
             "iat": now,
             "exp": now + self._ttl,
             "jti": uuid.uuid4().hex,
+            "ver": version,
         }
         token = jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"typ": "at+jwt"})
         return IssuedToken(

@@ -146,6 +146,7 @@ def ours_env(work: Workdir, validate: bool) -> dict[str, str]:
         "DATABASE_URL": f"sqlite+aiosqlite:///{work.db}",
         "PETSTORE_VAR_DIR": str(work.root),
         "PETSTORE_RATE_LIMIT": "0",
+        "PETSTORE_LOGIN_RATE_LIMIT": "0",  # logins per address per minute
         "PETSTORE_LOG_LEVEL": "WARNING",
         "PETSTORE_ADMIN_USERNAME": ADMIN_USERNAME,
         "PETSTORE_ADMIN_PASSWORD": ADMIN_PASSWORD,

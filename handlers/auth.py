@@ -1,4 +1,4 @@
-"""Create Authentication Token (tag User)."""
+"""Create Authentication Token and Revoke Token (tag User)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from connexion import request
 from starlette.responses import Response
 
-from handlers._context import container, json_response, principal
+from handlers._context import container, json_response, no_content, principal
 from schemas.common import timestamp
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -17,7 +17,7 @@ async def create_auth_token(body: dict[str, Any]) -> Response:
     c = container()
     client = (request.scope.get("client") or ("unknown",))[0]
     user = await c.users.authenticate(principal(), body["username"], body["password"], client)
-    issued = c.tokens.issue(user.id, user.role, user.tenant_id)
+    issued = c.tokens.issue(user.id, user.role, user.tenant_id, version=user.token_version)
     return json_response(
         {
             "token": issued.token,
@@ -30,3 +30,8 @@ async def create_auth_token(body: dict[str, Any]) -> Response:
         201,
         NO_STORE,
     )
+
+
+async def revoke_current_token() -> Response:
+    await container().users.logout(principal())
+    return no_content()

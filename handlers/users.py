@@ -14,7 +14,7 @@ from handlers._context import (
     no_content,
     principal,
 )
-from schemas.users import dump_user, load_new_user, load_user
+from schemas.users import dump_user, load_new_user, load_password_change, load_user
 
 
 async def create_user(body: dict[str, Any]) -> Response:
@@ -37,4 +37,10 @@ async def update_user(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa:
 
 async def delete_user(id: uuid.UUID) -> Response:  # noqa: A002
     await container().users.delete(principal(), uuid.UUID(str(id)))
+    return no_content()
+
+
+async def change_password(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A002
+    change = load_password_change(body)
+    await container().users.change_password(principal(), uuid.UUID(str(id)), change)
     return no_content()

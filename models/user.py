@@ -31,5 +31,8 @@ class User(TenantScoped, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.USER)
     version: Mapped[int] = mapped_column(default=1)
+    # Every token carries the version it was issued under ("ver"); a password change or a logout
+    # raises it, which ends every earlier token.
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -7,7 +7,7 @@ from typing import Any
 from models import User
 from schemas.common import put_optional, timestamp
 from schemas.loading import LoadSchema, Obj, Str, load
-from services.accounts.users import NewUser, UserData
+from services.accounts.users import NewUser, PasswordChange, UserData
 
 
 def dump_user(user: User, api_base: str) -> dict[str, Any]:
@@ -46,7 +46,14 @@ class NewUserSchema(UserProfileSchema):
     password = Str(required=True)
 
 
-_PROFILE, _NEW_USER = UserProfileSchema(), NewUserSchema()
+class PasswordChangeSchema(LoadSchema):
+    """#/components/schemas/PasswordChange (Change Password)."""
+
+    current_password = Str("currentPassword", required=True)
+    new_password = Str("newPassword", required=True)
+
+
+_PROFILE, _NEW_USER, _PASSWORD = UserProfileSchema(), NewUserSchema(), PasswordChangeSchema()
 
 
 def load_user(body: dict[str, Any]) -> UserData:
@@ -57,3 +64,8 @@ def load_user(body: dict[str, Any]) -> UserData:
 def load_new_user(body: dict[str, Any]) -> NewUser:
     """Create User: the profile and the password. Raises InvalidInput naming every bad field."""
     return NewUser(**load(_NEW_USER, body))
+
+
+def load_password_change(body: dict[str, Any]) -> PasswordChange:
+    """Change Password: the current and the new password. Raises InvalidInput."""
+    return PasswordChange(**load(_PASSWORD, body))

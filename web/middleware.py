@@ -3,7 +3,7 @@
 - RequestContext: puts the container in the scope, assigns X-Request-ID, logs one JSON line.
 - RateLimit: fixed one-minute window per client (token subject, else IP), IETF RateLimit-*
   headers on every response, 429 + Retry-After over budget; in-process or Redis. Some paths
-  (chat completions) have a tighter budget of their own on top.
+  (chat completions) have a tighter budget of their own on top; login's is per client address.
 - RequestGuard: a syntactically valid Host (400), the spec's method table (405 with a correct
   Allow), Accept (406), the QUERY method for /pets/search, and the body-size limit (413, per
   route: image uploads get their own) checked on Content-Length and again while the body
@@ -102,23 +102,28 @@ def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
 
 
 async def rate_limit(
-    container: Container, scope: Scope, budget: str | None = None
+    container: Container, scope: Scope, budget: str | None = None, by_address: bool = False
 ) -> RateDecision | None:
     """Count one HTTP request against the per-client budget (services/shared/ratelimit.py):
     the caller is the token's subject when a valid token is sent (verified once per request),
-    else the client address."""
+    else the client address. ``by_address``: the named budget counts per client address even
+    when a token is sent (login)."""
     limiter = container.rate_limiter
     if not limiter.applies(budget):
         return None
     token = bearer_token(_header(scope, b"authorization"))
     claims = container.auth.verify(token, scope) if token else None
     client = scope.get("client")
-    return await limiter.hit(client_key(claims, client[0] if client else None), budget)
+    address = client[0] if client else None
+    return await limiter.hit(
+        client_key(claims, address), budget, client_key(None, address) if by_address else None
+    )
 
 
 class RateLimitMiddleware:
     """Every REST request under ``prefix`` counts against the per-client budget; a path in
-    ``path_budgets`` (chat completions) also against a tighter budget of its own, and responses
+    ``path_budgets`` (chat completions) also against a tighter budget of its own, a path in
+    ``address_budgets`` (login) against one of its own per client address, and responses
     there describe whichever is closer to running out (``RateLimit-Policy`` lists both). Paths
     in ``exclude`` belong to adapters that count their requests themselves (GraphQL)."""
 
@@ -129,11 +134,13 @@ class RateLimitMiddleware:
         prefix: str = API_PREFIX,
         path_budgets: Iterable[str] = (),
         exclude: Iterable[str] = (),
+        address_budgets: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.container = container
         self.prefix = prefix
-        self.path_budgets = frozenset(path_budgets)
+        self.address_budgets = frozenset(address_budgets)
+        self.path_budgets = frozenset(path_budgets) | self.address_budgets
         self.exclude = frozenset(exclude)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,7 +149,10 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         decision = await rate_limit(
-            self.container, scope, path if path in self.path_budgets else None
+            self.container,
+            scope,
+            path if path in self.path_budgets else None,
+            by_address=path in self.address_budgets,
         )
         if decision is None:
             await self.app(scope, receive, send)

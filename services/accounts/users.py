@@ -2,10 +2,15 @@
 
 Rules: registration is public; a user reads, changes and deletes only their own account (admins
 any account in their tenant); someone else's account is reported as not found, never shown.
-Usernames and emails are unique per tenant. Repeated login failures are throttled."""
+Usernames and emails are unique per tenant. Repeated login failures are throttled per
+(username, client address), so failures sent from one address never lock the account for
+another; a username failing from many addresses is slowed down (a short, capped delay before
+each check), never locked. Changing the password needs the current one and ends every earlier
+token of the account, as does logging out."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass
@@ -21,7 +26,13 @@ from models.database import Database
 from models.enums import ContactMethod, Role, Species
 from services.accounts.passwords import hash_password, verify_password
 from services.accounts.roles import RoleLookup
-from services.shared.errors import AuthenticationFailed, Conflict, NotFound
+from services.shared.errors import (
+    AuthenticationFailed,
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+)
 from services.shared.principal import Principal, require_scope
 from services.shared.rules import Rules
 from services.shared.throttle import FailureThrottle
@@ -182,6 +193,15 @@ async def delete_user(db: Database, principal: Principal, user_id: uuid.UUID) ->
     await db.run(principal.tenant, work, write=True)
 
 
+def _login_keys(tenant: str, username: str, client: str) -> tuple[str, str, str]:
+    name = username.lower()
+    return (
+        f"login:pair:{tenant}:{name}:{client}",
+        f"login:client:{client}",
+        f"login:user:{tenant}:{name}",
+    )
+
+
 async def authenticate(
     db: Database,
     tenant: str,
@@ -191,14 +211,25 @@ async def authenticate(
     client: str,
 ) -> User:
     """Check credentials. An unknown user and a wrong password raise the same
-    AuthenticationFailed (and take the same time). Attempts are counted per username and per
-    client before the password is checked (so parallel guesses are counted too); past the
-    throttle's limit for a username (ten times that for one client, which may front many users)
-    TooManyAttempts is raised until the window ends. A success forgives the username's failures
-    and gives the client its attempt back."""
-    user_key, client_key = f"login:user:{tenant}:{username.lower()}", f"login:client:{client}"
-    await throttle.attempt(user_key)
+    AuthenticationFailed (and take the same time). Attempts are counted before the password is
+    checked (so parallel guesses are counted too):
+
+    - per (username, client address): past the throttle's limit TooManyAttempts is raised for
+      that address until the window ends; another address is not affected;
+    - per client address, across usernames: ten times that limit (an address may front many
+      users);
+    - per username, across addresses: past the limit each attempt waits a short delay that
+      doubles per failure up to the throttle's cap (never a refusal, so the real user can
+      always log in from their own address).
+
+    A success forgives the (username, address) failures and gives the address and the username
+    their attempt back."""
+    pair_key, client_key, user_key = _login_keys(tenant, username, client)
+    await throttle.attempt(pair_key)
     await throttle.attempt(client_key, factor=CLIENT_FACTOR)
+    delay = await throttle.backoff(user_key)
+    if delay > 0:
+        await asyncio.sleep(delay)
     user = await db.run(
         tenant,
         lambda s: s.scalar(select(User).where(func.lower(User.username) == username.lower())),
@@ -206,15 +237,29 @@ async def authenticate(
     ok = await verify_password(user.password_hash if user else None, password)
     if user is None or not ok:
         raise AuthenticationFailed("Invalid username or password.")
-    await throttle.forgive(user_key)
+    await throttle.forgive(pair_key)
     await throttle.give_back(client_key)
+    await throttle.give_back(user_key)
     return user
 
 
+class AdminNameTaken(RuntimeError):
+    """Startup refuses to make an existing non-admin account the configured admin: whoever
+    registered that name first would become staff."""
+
+
 async def ensure_admin(
-    db: Database, tenant: str, username: str, password: str, email: str | None = None
+    db: Database,
+    tenant: str,
+    username: str,
+    password: str,
+    email: str | None = None,
+    promote_existing: bool = False,
 ) -> User:
-    """Create or update an admin account (startup, from PETSTORE_ADMIN_* settings)."""
+    """Create the admin account (startup, from PETSTORE_ADMIN_* settings), or set the password
+    of the existing admin account of that name. An existing account that is *not* an admin is
+    refused (AdminNameTaken, naming it) unless ``promote_existing``; a promoted account's
+    earlier tokens end (they were issued to whoever held it before)."""
     password_hash = await hash_password(password)
 
     def work(session: Session) -> User:
@@ -228,14 +273,90 @@ async def ensure_admin(
                 last_name="Admin",
                 created_at=now,
                 version=1,
+                token_version=0,
             )
             session.add(user)
+        elif user.role != Role.ADMIN:
+            if not promote_existing:
+                raise AdminNameTaken(
+                    f"PETSTORE_ADMIN_USERNAME names the existing account '{user.username}' "
+                    f"(id {user.id}, role {user.role}), which is not an admin: refusing to "
+                    "promote it (whoever registered that name first would become staff). "
+                    "Choose another admin username, or set PETSTORE_ADMIN_PROMOTE_EXISTING=1 "
+                    "to promote this account on purpose."
+                )
+            user.token_version = (user.token_version or 0) + 1
         user.password_hash = password_hash
         user.role = Role.ADMIN
         user.updated_at = now
         return user
 
     return await db.run(tenant, work, write=True)
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    """Change Password: the current password and the new one (8 to 128 characters)."""
+
+    current_password: str
+    new_password: str
+
+    def __post_init__(self) -> None:
+        rules = Rules()
+        rules.text("currentPassword", self.current_password, min_len=1, max_len=128)
+        rules.text("newPassword", self.new_password, min_len=8, max_len=128)
+        rules.done()
+
+
+async def change_password(
+    db: Database,
+    principal: Principal,
+    user_id: uuid.UUID,
+    change: PasswordChange,
+    throttle: FailureThrottle,
+) -> User:
+    """Set a new password, given the current one; every earlier token of the account ends
+    (``token_version`` goes up). A wrong current password is InvalidInput on
+    ``currentPassword``; attempts are throttled per account like logins (TooManyAttempts).
+    Raises NotFound for an account the caller cannot see."""
+    key = f"password:{principal.tenant}:{user_id}"
+    user = await get_user(db, principal, user_id)
+    await throttle.attempt(key)
+    if not await verify_password(user.password_hash, change.current_password):
+        raise InvalidInput(
+            [FieldError("currentPassword", "is not the account's current password", "mismatch")]
+        )
+    await throttle.forgive(key)
+    new_hash = await hash_password(change.new_password)
+    checked_hash = user.password_hash
+
+    def work(session: Session) -> User:
+        row = _load_accessible(session, principal, user_id)
+        if row.password_hash != checked_hash:  # changed meanwhile by a concurrent request
+            raise Conflict("The password was changed meanwhile; try again with the new one.")
+        row.password_hash = new_hash
+        row.token_version = (row.token_version or 0) + 1
+        row.version += 1
+        row.updated_at = utcnow()
+        return row
+
+    return await db.run(principal.tenant, work, write=True)
+
+
+async def end_tokens(db: Database, principal: Principal) -> None:
+    """Log out: every token of the caller's account issued so far ends, the presented one
+    included (``token_version`` goes up). Raises AuthenticationFailed without a token."""
+    if principal.subject is None:
+        raise AuthenticationFailed("This operation requires a bearer token.")
+    subject = principal.subject
+
+    def work(session: Session) -> None:
+        row = session.get(User, subject)
+        if row is None:
+            raise AuthenticationFailed("The bearer token is invalid or expired.")
+        row.token_version = (row.token_version or 0) + 1
+
+    await db.run(principal.tenant, work, write=True)
 
 
 class UserService:
@@ -272,6 +393,21 @@ class UserService:
         return await authenticate(
             self.db, principal.tenant, username, password, self.throttle, client
         )
+
+    async def change_password(
+        self, principal: Principal, user_id: uuid.UUID, change: PasswordChange
+    ) -> None:
+        """Change Password (write:user): this process stops accepting the account's earlier
+        tokens at once, other workers within the role cache's lifetime."""
+        require_scope(principal, "write:user")
+        await change_password(self.db, principal, user_id, change, self.throttle)
+        self.roles.forget(principal.tenant, user_id)
+
+    async def logout(self, principal: Principal) -> None:
+        """Revoke Token (any valid token): ends the caller's tokens, as a password change does."""
+        await end_tokens(self.db, principal)
+        assert principal.subject is not None
+        self.roles.forget(principal.tenant, principal.subject)
 
     async def me(self, principal: Principal) -> User:
         """The caller's own account (read:user)."""

@@ -3,7 +3,8 @@ adapters call it themselves (one call per request each). Fixed one-minute window
 injected store (in-process, or Redis so that every worker shares them).
 
 Besides the general budget a request may be counted against a named, tighter budget of its own
-(chat completions); the decision describes whichever is closer to running out."""
+(chat completions per caller, login per client address); the decision describes whichever is
+closer to running out."""
 
 from __future__ import annotations
 
@@ -36,15 +37,20 @@ class RateLimiter:
     def applies(self, budget: str | None = None) -> bool:
         return self.per_minute > 0 or (budget is not None and budget in self.budgets)
 
-    async def hit(self, client: str, budget: str | None = None) -> RateDecision | None:
+    async def hit(
+        self, client: str, budget: str | None = None, budget_client: str | None = None
+    ) -> RateDecision | None:
         """Count one request by ``client`` (see auth.principals.client_key); None when no budget
-        applies."""
+        applies. The named ``budget`` counts against ``budget_client`` when given (login's
+        budget is per client address, whoever the token says the caller is)."""
         counted: list[tuple[int, int, int]] = []  # (limit, count, reset)
         if self.per_minute > 0:
             count, reset = await self.counters.increment("rl:" + client, WINDOW_SECONDS)
             counted.append((self.per_minute, count, reset))
         if budget is not None and budget in self.budgets:
-            count, reset = await self.counters.increment(f"rl:{budget}:{client}", WINDOW_SECONDS)
+            count, reset = await self.counters.increment(
+                f"rl:{budget}:{budget_client or client}", WINDOW_SECONDS
+            )
             counted.append((self.budgets[budget], count, reset))
         if not counted:
             return None

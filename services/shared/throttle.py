@@ -29,10 +29,19 @@ class FailureThrottle:
     attempt back. ``factor`` scales the limit for keys that stand for many users (a client
     address)."""
 
-    def __init__(self, store: CounterStore, max_failures: int, window_seconds: int) -> None:
+    def __init__(
+        self,
+        store: CounterStore,
+        max_failures: int,
+        window_seconds: int,
+        backoff_base: float = 0.25,
+        backoff_max: float = 2.0,
+    ) -> None:
         self.store = store
         self.max_failures = max_failures
         self.window_seconds = window_seconds
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
 
     async def attempt(self, key: str, factor: int = 1) -> None:
         """Count one attempt; raise TooManyAttempts if it goes past ``factor`` x the limit."""
@@ -42,6 +51,22 @@ class FailureThrottle:
         count, reset = await self.store.increment(key, self.window_seconds)
         if count > limit:
             raise TooManyAttempts(retry_after=max(reset, 1))
+
+    def delay_for(self, count: int) -> float:
+        """The backoff for the ``count``-th attempt: none up to the limit, then ``backoff_base``
+        doubling per attempt, never more than ``backoff_max`` (a delay, never a lock)."""
+        if not self.max_failures or count <= self.max_failures or self.backoff_max <= 0:
+            return 0.0
+        excess = min(count - self.max_failures - 1, 30)
+        return float(min(self.backoff_base * 2**excess, self.backoff_max))
+
+    async def backoff(self, key: str) -> float:
+        """Count one attempt on a key that must never be locked (a username tried from many
+        addresses); return how long the caller should wait before checking it."""
+        if not self.max_failures or self.backoff_max <= 0:
+            return 0.0
+        count, _ = await self.store.increment(key, self.window_seconds)
+        return self.delay_for(count)
 
     async def forgive(self, key: str) -> None:
         """A success: the key's failures no longer count."""

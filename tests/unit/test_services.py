@@ -146,6 +146,32 @@ def test_authenticate_throttles_per_username_and_per_client(
         # another username from the same client is not yet blocked (client limit is 10x)
         with pytest.raises(AuthenticationFailed):
             await users.authenticate(db, tenant, "someone", "wrong", throttle, "10.0.0.9")
+        # and the user, from another address, is not locked out
+        ok = await users.authenticate(db, tenant, "mallory", "password-123", throttle, "10.0.0.1")
+        assert ok.username == "mallory"
+
+    run_db(settings, go)
+
+
+def test_a_username_failing_from_many_addresses_is_slowed_never_locked(
+    settings: Settings, tenant: str
+) -> None:
+    """Past the limit, each attempt for the username waits a delay that doubles up to the cap;
+    the right password from yet another address still succeeds."""
+    new = new_user("walter", "w@example.com")
+    throttle = FailureThrottle(
+        MemoryCounterStore(), max_failures=2, window_seconds=60, backoff_base=0.01, backoff_max=0.04
+    )
+    assert [throttle.delay_for(n) for n in range(1, 7)] == [0, 0, 0.01, 0.02, 0.04, 0.04]
+
+    async def go(db: Database) -> None:
+        await users.register(db, tenant, new)
+        for i in range(8):  # 8 addresses, one guess each: none reaches its own limit
+            with pytest.raises(AuthenticationFailed):
+                await users.authenticate(db, tenant, "walter", "wrong", throttle, f"10.1.0.{i}")
+        assert await throttle.backoff("probe") == 0  # other keys are unaffected
+        ok = await users.authenticate(db, tenant, "walter", "password-123", throttle, "10.2.0.1")
+        assert ok.username == "walter"
 
     run_db(settings, go)
 
@@ -216,16 +242,48 @@ def test_database_refuses_usernames_differing_only_in_case(settings: Settings, t
     run_db(settings, go)
 
 
-def test_ensure_admin_matches_the_username_in_any_case(settings: Settings, tenant: str) -> None:
+def test_ensure_admin_refuses_to_promote_an_existing_account_in_any_case(
+    settings: Settings, tenant: str
+) -> None:
+    """Whoever registers the admin's name first (any case) does not become staff: startup
+    refuses, naming the account, and leaves it as it was."""
     new = new_user("Boss", "boss@example.com")
 
     async def go(db: Database) -> None:
         squatter = await users.register(db, tenant, new)
-        admin = await users.ensure_admin(db, tenant, "boss", "admin-password-9")
-        assert admin.id == squatter.id
-        assert admin.role == "admin"
+        with pytest.raises(users.AdminNameTaken) as refused:
+            await users.ensure_admin(db, tenant, "boss", "admin-password-9")
+        assert "'Boss'" in str(refused.value)
+        assert str(squatter.id) in str(refused.value)
+        assert "PETSTORE_ADMIN_PROMOTE_EXISTING" in str(refused.value)
+        again = await users.get_user(db, staff(tenant), squatter.id)
+        assert again.role == "user"
         throttle = FailureThrottle(MemoryCounterStore(), max_failures=5, window_seconds=60)
-        logged_in = await users.authenticate(db, tenant, "boss", "admin-password-9", throttle, "c")
-        assert logged_in.id == squatter.id
+        with pytest.raises(AuthenticationFailed):  # the password was not replaced either
+            await users.authenticate(db, tenant, "boss", "admin-password-9", throttle, "c")
+
+    run_db(settings, go)
+
+
+def test_ensure_admin_promotes_an_existing_account_only_when_told(
+    settings: Settings, tenant: str
+) -> None:
+    new = new_user("Chief", "chief@example.com")
+
+    async def go(db: Database) -> None:
+        account = await users.register(db, tenant, new)
+        admin = await users.ensure_admin(
+            db, tenant, "chief", "admin-password-9", promote_existing=True
+        )
+        assert admin.id == account.id
+        assert admin.role == "admin"
+        assert admin.token_version == account.token_version + 1  # earlier tokens end
+        throttle = FailureThrottle(MemoryCounterStore(), max_failures=5, window_seconds=60)
+        logged_in = await users.authenticate(db, tenant, "chief", "admin-password-9", throttle, "c")
+        assert logged_in.id == account.id
+        # an existing admin (matched in any case) is kept, without the opt-in
+        kept = await users.ensure_admin(db, tenant, "CHIEF", "admin-password-10")
+        assert kept.id == account.id
+        assert kept.token_version == admin.token_version
 
     run_db(settings, go)
