@@ -35,6 +35,7 @@ def make_settings(var_dir: Any, **env: str) -> Settings:
         "PETSTORE_VAR_DIR": str(var_dir),
         "DATABASE_URL": url,
         "PETSTORE_RATE_LIMIT": "100000",
+        "PETSTORE_ORDER_RATE_LIMIT": "100000",  # tests of the order budget set their own
         "PETSTORE_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256",
         "PETSTORE_ADMIN_USERNAME": ADMIN[0],
         "PETSTORE_ADMIN_PASSWORD": ADMIN[1],
@@ -204,6 +205,7 @@ def server_process(
         "PETSTORE_VAR_DIR": str(settings.var_dir),
         "PETSTORE_JWT_SECRET": settings.jwt_secret,
         "PETSTORE_RATE_LIMIT": "100000",
+        "PETSTORE_ORDER_RATE_LIMIT": "100000",
         "PETSTORE_LOG_LEVEL": "WARNING",
         "PETSTORE_WEBHOOK_WORKER": "0",
         **env_overrides,

@@ -23,7 +23,7 @@ from typing import Any
 from connexion.exceptions import ProblemException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.principals import bearer_token, client_key
+from auth.principals import bearer_token, client_address, client_key
 from services.shared.ratelimit import RateDecision
 from settings import API_PREFIX
 from web.container import SCOPE_KEY, Container
@@ -112,8 +112,7 @@ async def rate_limit(
         return None
     token = bearer_token(_header(scope, b"authorization"))
     claims = container.auth.verify(token, scope) if token else None
-    client = scope.get("client")
-    return await limiter.hit(client_key(claims, client[0] if client else None), budget)
+    return await limiter.hit(client_key(claims, client_address(scope)), budget)
 
 
 class RateLimitMiddleware:
