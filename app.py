@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,7 +44,7 @@ from services.catalogue.pets import PetService
 from services.chat import ChatService, KnowledgeBase
 from services.media.images import ImageService
 from services.media.imaging import ImageLimits
-from services.orders.service import OrderService
+from services.orders.service import ORDER_BUDGET, OrderService
 from services.shared import idempotency
 from services.shared.ratelimit import RateLimiter
 from services.shared.throttle import FailureThrottle
@@ -177,6 +179,12 @@ def build_container(settings: Settings) -> Container:
             processor,
             settings.order_hold,
             f"{settings.public_url}{API_PREFIX}" if settings.public_url else API_PREFIX,
+            guest_hold=settings.guest_hold,
+            max_unpaid=settings.order_hold_limit,
+            budget=RateLimiter(counters, 0, {ORDER_BUDGET: settings.order_rate_limit_per_minute}),
+            client_secret=hmac.new(
+                settings.jwt_secret.encode(), b"petstore guest clients v1", hashlib.sha256
+            ).digest(),
         ),
         users=UserService(
             db,

@@ -81,6 +81,9 @@ class Settings:
     workers: int = 1
     log_json: bool = True
     order_hold_seconds: int = 1800
+    guest_hold_seconds: int = 600
+    order_hold_limit: int = 3
+    order_rate_limit_per_minute: int = 10
     webhook_worker: bool = True
     webhook_poll_seconds: float = 1.0
     webhook_backoff_seconds: float = 10.0
@@ -118,6 +121,11 @@ class Settings:
     def order_hold(self) -> timedelta:
         return timedelta(seconds=self.order_hold_seconds)
 
+    @property
+    def guest_hold(self) -> timedelta:
+        """A guest order's hold: the shorter of the two settings."""
+        return timedelta(seconds=min(self.order_hold_seconds, self.guest_hold_seconds))
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
@@ -146,6 +154,9 @@ class Settings:
             workers=_workers(env),
             log_json=_bool(env.get("PETSTORE_LOG_JSON"), True),
             order_hold_seconds=int(env.get("PETSTORE_ORDER_HOLD_SECONDS", 1800)),
+            guest_hold_seconds=int(env.get("PETSTORE_GUEST_HOLD_SECONDS", 600)),
+            order_hold_limit=int(env.get("PETSTORE_ORDER_HOLD_LIMIT", 3)),
+            order_rate_limit_per_minute=int(env.get("PETSTORE_ORDER_RATE_LIMIT", 10)),
             webhook_worker=_bool(env.get("PETSTORE_WEBHOOK_WORKER"), True),
             webhook_poll_seconds=float(env.get("PETSTORE_WEBHOOK_POLL_SECONDS", 1.0)),
             webhook_backoff_seconds=float(env.get("PETSTORE_WEBHOOK_BACKOFF_SECONDS", 10.0)),

@@ -18,13 +18,14 @@ Rules:
 from __future__ import annotations
 
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from auth.tokens import TokenService, principal_from_claims
 from services.accounts.roles import RoleLookup
 from services.shared.errors import AuthenticationFailed, FieldError, Forbidden, InvalidInput
 from services.shared.principal import ROLE_SCOPES, Principal, anonymous
+from services.shared.principal import client_key as principal_client_key
 
 VERIFIED_KEY = "petstore.verified"
 """Where a request's verified token is remembered (in its ASGI scope), so that the rate limiter,
@@ -62,11 +63,20 @@ def _bad_tenant() -> str:
     raise InvalidInput([FieldError("X-Tenant-ID", "must be a UUID", "format")])
 
 
+def client_address(scope: Mapping[str, Any]) -> str:
+    """The client's address as every protocol sees it (the ASGI scope's peer, which uvicorn's
+    proxy-headers option takes from X-Forwarded-For behind a trusted proxy): the one definition
+    used for guests' budgets, their unpaid-order cap and their Idempotency-Key scope."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 def client_key(claims: dict[str, Any] | None, address: str | None) -> str:
-    """Whose budget a request counts against: the token's subject, else the client address."""
+    """Whose budget a request counts against: the token's subject, else the client address
+    (services.shared.principal.client_key, from a token's claims before a Principal exists)."""
     if claims:
-        return f"sub:{claims.get('tid', '')}:{claims['sub']}"
-    return f"ip:{address or 'unknown'}"
+        return principal_client_key(str(claims.get("tid", "")), claims["sub"], address)
+    return principal_client_key("", None, address)
 
 
 class Authenticator:

@@ -93,6 +93,10 @@ def main() -> int:
         "PETSTORE_RATE_LIMIT": "1000000",
         "PETSTORE_CHAT_RATE_LIMIT": "0",  # the chat budget (20/min) would turn fuzzing into 429s
         "PETSTORE_LOGIN_RATE_LIMIT": "0",  # logins per address per minute
+        # Fuzzing places many orders per client: the order budget (10/min) would make them 429s
+        # and the cap on unpaid orders (3) 409s. A high cap keeps its counting exercised.
+        "PETSTORE_ORDER_RATE_LIMIT": "0",
+        "PETSTORE_ORDER_HOLD_LIMIT": "100000",
         "PETSTORE_ADMIN_USERNAME": ADMIN_USER,
         "PETSTORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PETSTORE_LOG_LEVEL": "WARNING",

@@ -2,14 +2,22 @@
 
 The first response is stored as sent (status, body, Location); a replay adds
 ``Idempotent-Replayed: true``. Client errors (4xx, e.g. a declined card) are stored like
-successes; invalid input (422) and server or processor failures (5xx) release the key so that
-a corrected or repeated request with it runs again."""
+successes; invalid input (422), refusals that pass with time or with the caller's other orders
+(429 over a budget, 409 at the cap on unpaid orders) and server or processor failures (5xx)
+release the key so that a corrected or repeated request with it runs again.
+
+A caller with neither a bearer token nor an order's X-Order-Token is scoped by its client
+address, which other guests behind the same NAT share: such a caller must send an unguessable
+key (a UUID, or at least 32 characters of letters, digits, ``-`` and ``_`` that look random),
+or another guest could replay its response (and the guestToken in it)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,13 +27,26 @@ from connexion import request
 from cryptography.fernet import Fernet
 from starlette.responses import Response
 
+from auth.principals import client_address
 from handlers._context import container
 from handlers.problems import domain_problem
 from services.shared import idempotency as keys
-from services.shared.errors import DomainError, InvalidInput
+from services.shared.errors import (
+    DomainError,
+    FieldError,
+    InvalidInput,
+    TooManyAttempts,
+    UnpaidOrderLimit,
+)
 from services.shared.principal import Principal
 
 STORED_HEADERS = ("location", "etag", "content-type")
+NOT_RESULTS = (InvalidInput, TooManyAttempts, UnpaidOrderLimit)
+"""Refusals that are not the request's result: the same request may succeed later."""
+_RANDOM_LOOKING = re.compile(r"^[A-Za-z0-9_-]{32,255}$")
+MIN_DISTINCT = 12
+"""A 32-character key of letters, digits, ``-`` and ``_`` drawn at random has about 24
+distinct characters (a hex string about 14); fewer than 12 is a pattern, not a secret."""
 
 
 def _caller(who: Principal, guest_token: str | None) -> str:
@@ -33,8 +54,32 @@ def _caller(who: Principal, guest_token: str | None) -> str:
         return f"user:{who.subject}"
     if guest_token:
         return "guest:" + hashlib.sha256(guest_token.encode()).hexdigest()[:32]
-    client = request.scope.get("client")
-    return f"ip:{client[0] if client else 'unknown'}"
+    return "ip:" + client_address(request.scope)
+
+
+def unguessable(key: str) -> bool:
+    """A UUID (any version, in its usual 36-character form), or at least 32 characters of
+    letters, digits, ``-`` and ``_`` with at least MIN_DISTINCT distinct ones."""
+    if len(key) == 36:
+        try:
+            return str(uuid.UUID(key)) == key.lower()
+        except ValueError:
+            return False
+    return bool(_RANDOM_LOOKING.match(key)) and len(set(key)) >= MIN_DISTINCT
+
+
+def _check_guest_key(key: str) -> None:
+    if not unguessable(key):
+        raise InvalidInput(
+            [
+                FieldError(
+                    "Idempotency-Key",
+                    "without a bearer token the key must be unguessable: a UUID, or at least "
+                    "32 random letters, digits, '-' or '_'",
+                    "idempotency_key_guessable",
+                )
+            ]
+        )
 
 
 def _fingerprint(operation: str, payload: Any) -> str:
@@ -71,6 +116,8 @@ async def idempotent(
     key = request.headers.get("idempotency-key")
     if key is None:
         return await produce()
+    if who.subject is None and not guest_token:  # scoped by the client address only
+        _check_guest_key(key)
     db = container().db
     scope = keys.KeyScope(
         who.tenant, _caller(who, guest_token), key, _fingerprint(operation, payload)
@@ -85,8 +132,9 @@ async def idempotent(
         problem = domain_problem(exc, request.url.path)
         with anyio.CancelScope(shield=True):
             # As Stripe: invalid input is not a result (the client fixes it and retries with
-            # the same key); nor is a server failure. Declines and conflicts are results.
-            if problem.status_code < 500 and not isinstance(exc, InvalidInput):
+            # the same key); nor is a server failure, nor a budget or the unpaid-order cap (the
+            # same request succeeds later). Declines and other conflicts are results.
+            if problem.status_code < 500 and not isinstance(exc, NOT_RESULTS):
                 await keys.finish(db, scope, _stored(_as_response(problem)))
             else:
                 await keys.release(db, scope)

@@ -7,6 +7,7 @@ from typing import Any
 from connexion import request
 from starlette.responses import Response
 
+from auth.principals import client_address
 from handlers._context import container, json_response, no_content, principal
 from schemas.common import timestamp
 
@@ -15,7 +16,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 async def create_auth_token(body: dict[str, Any]) -> Response:
     c = container()
-    client = (request.scope.get("client") or ("unknown",))[0]
+    client = client_address(request.scope)
     user = await c.users.authenticate(principal(), body["username"], body["password"], client)
     issued = c.tokens.issue(user.id, user.role, user.tenant_id, version=user.token_version)
     return json_response(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from connexion import request
 from starlette.responses import Response
 
+from auth.principals import client_address
 from handlers._access import caller, order_access
 from handlers._context import api_base, container, json_response, no_content, principal
 from handlers._idempotency import idempotent
@@ -18,7 +20,7 @@ async def create_order(body: dict[str, Any]) -> Response:
     order = load_order(body)
 
     async def produce() -> Response:
-        view = await container().orders.create(who, order)
+        view = await container().orders.create(who, order, client_address(request.scope))
         location = f"{api_base()}/orders/{view.order.id}"
         return json_response(dump_order(view, api_base()), 201, {"Location": location})
 

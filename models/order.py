@@ -38,6 +38,9 @@ class Order(TenantScoped, Base):
         Uuid(), ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     guest_token_hash: Mapped[str | None] = mapped_column(String(64))
+    guest_client: Mapped[str | None] = mapped_column(String(64), index=True)
+    """Who placed a guest order (a keyed hash of the client address), while it is PLACED: the
+    cap on unpaid orders counts a guest's holds by it. NULL for members and once it moves on."""
     status: Mapped[str] = mapped_column(String(16), index=True)
     total_amount: Mapped[Decimal] = mapped_column(Numeric(10, 2))
     currency: Mapped[str] = mapped_column(String(3))

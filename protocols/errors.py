@@ -24,6 +24,7 @@ from services.shared.errors import (
     PaymentProcessorError,
     PreconditionFailed,
     TooManyAttempts,
+    UnpaidOrderLimit,
     UnsafeImage,
     UnsupportedImage,
     UpstreamFailed,
@@ -59,6 +60,7 @@ ERRORS: dict[type[DomainError], ErrorCodes] = {
     Forbidden: _row(403, "forbidden", "FORBIDDEN", "PERMISSION_DENIED", -32003),
     NotFound: _row(404, "not-found", "NOT_FOUND", "NOT_FOUND", -32004),
     Conflict: _row(409, "conflict", "CONFLICT", "FAILED_PRECONDITION", -32009),
+    UnpaidOrderLimit: _row(409, "conflict", "CONFLICT", "RESOURCE_EXHAUSTED", -32009),
     PreconditionFailed: _row(
         412, "precondition-failed", "PRECONDITION_FAILED", "FAILED_PRECONDITION", -32012
     ),

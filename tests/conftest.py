@@ -36,6 +36,7 @@ def make_settings(var_dir: Any, **env: str) -> Settings:
         "DATABASE_URL": url,
         "PETSTORE_RATE_LIMIT": "100000",
         "PETSTORE_LOGIN_RATE_LIMIT": "100000",
+        "PETSTORE_ORDER_RATE_LIMIT": "100000",  # tests of the order budget set their own
         "PETSTORE_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256",
         "PETSTORE_ADMIN_USERNAME": ADMIN[0],
         "PETSTORE_ADMIN_PASSWORD": ADMIN[1],
@@ -206,6 +207,7 @@ def server_process(
         "PETSTORE_JWT_SECRET": settings.jwt_secret,
         "PETSTORE_RATE_LIMIT": "100000",
         "PETSTORE_LOGIN_RATE_LIMIT": "100000",
+        "PETSTORE_ORDER_RATE_LIMIT": "100000",
         "PETSTORE_LOG_LEVEL": "WARNING",
         "PETSTORE_WEBHOOK_WORKER": "0",
         **env_overrides,

@@ -23,7 +23,7 @@ from typing import Any
 from connexion.exceptions import ProblemException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.principals import bearer_token, client_key
+from auth.principals import bearer_token, client_address, client_key
 from services.shared.ratelimit import RateDecision
 from settings import API_PREFIX
 from web.container import SCOPE_KEY, Container
@@ -113,8 +113,7 @@ async def rate_limit(
         return None
     token = bearer_token(_header(scope, b"authorization"))
     claims = container.auth.verify(token, scope) if token else None
-    client = scope.get("client")
-    address = client[0] if client else None
+    address = client_address(scope)
     return await limiter.hit(
         client_key(claims, address), budget, client_key(None, address) if by_address else None
     )

@@ -10,6 +10,7 @@ from typing import Any
 from ariadne import MutationType, ObjectType, QueryType
 from graphql import GraphQLResolveInfo
 
+from auth.principals import client_address
 from protocols.graphql_api.context import Context
 from schemas.inventory import dump_inventory
 from schemas.orders import dump_order, dump_payment, load_order, load_payment
@@ -200,7 +201,9 @@ async def resolve_delete_pet(_: None, info: Info, id: str) -> str:
 @mutation.field("createOrder")
 async def resolve_create_order(_: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
     ctx = _ctx(info)
-    view = await ctx.container.orders.create(ctx.principal, load_order(input))
+    view = await ctx.container.orders.create(
+        ctx.principal, load_order(input), client_address(ctx.request.scope)
+    )
     return dump_order(view, ctx.api_base)
 
 

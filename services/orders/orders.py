@@ -5,8 +5,14 @@ Rules (documented in the spec):
   (pet → PENDING) in the same transaction, and the price comes from the pet, never the client.
   A guest order (no token) returns a one-time ``guestToken``; only that token, the owner or an
   admin can read, pay or cancel the order. Everyone else is told it does not exist.
-- An unpaid order holds its pet for ``hold`` (default 30 minutes); once the hold is over the
-  order is CANCELLED and the pet released the next time either is touched.
+- An unpaid order holds its pet for ``hold`` (default 30 minutes; a guest's for ``guest_hold``,
+  default 10 minutes); once the hold is over the order is CANCELLED and the pet released the
+  next time either is touched.
+- A client holds at most ``max_unpaid`` unpaid (PLACED, unexpired) orders at a time: an account
+  counts its own, guests are counted per client address (kept on their PLACED orders only as a
+  keyed hash, dropped when the order leaves PLACED). The count and the insert run in one write
+  transaction, serialised per client (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped
+  advisory lock on the client), so concurrent orders by one client never overshoot.
 - PLACED → APPROVED (payment) → SHIPPED → DELIVERED (pet ADOPTED); customers cancel from PLACED
   or APPROVED, staff from any non-final state. Every other transition is refused here.
 """
@@ -20,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,7 +35,14 @@ from models.base import utcnow
 from models.database import Database
 from models.enums import ChangedBy, OrderStatus, PaymentStatus, PetStatus
 from services.shared import events
-from services.shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from services.shared.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    UnpaidOrderLimit,
+)
 from services.shared.pagination import Page, PageRequest
 from services.shared.principal import Principal, require_scope
 from services.shared.rules import Rules
@@ -52,6 +65,21 @@ CUSTOMER_CANCELLABLE = frozenset({PLACED, APPROVED})
 STAFF_TARGETS = (SHIPPED, DELIVERED, CANCELLED)
 """What Update Order Status may ask for (#/components/schemas/OrderStatusChange)."""
 DEFAULT_HOLD = timedelta(minutes=30)
+DEFAULT_GUEST_HOLD = timedelta(minutes=10)
+DEFAULT_MAX_UNPAID = 3
+
+
+@dataclass(frozen=True)
+class HoldPolicy:
+    """How long an unpaid order holds its pet, and how many such holds one client may have
+    (``max_unpaid`` 0: no cap)."""
+
+    hold: timedelta = DEFAULT_HOLD
+    guest_hold: timedelta = DEFAULT_GUEST_HOLD
+    max_unpaid: int = DEFAULT_MAX_UNPAID
+
+    def hold_for(self, principal: Principal) -> timedelta:
+        return self.hold if principal.is_authenticated else min(self.hold, self.guest_hold)
 
 
 @dataclass(frozen=True)
@@ -166,6 +194,7 @@ def change_status(
             pet.updated_at = utcnow()
     previous = order.status
     order.status = new
+    order.guest_client = None  # only an unpaid hold is counted against its client
     order.expires_at = None
     order.version += 1
     order.updated_at = utcnow()
@@ -196,13 +225,57 @@ def _release_expired_hold(session: Session, pet_id: uuid.UUID) -> None:
         _expire_if_due(session, active)
 
 
+def _lock_client(session: Session, tenant: str, client: str) -> None:
+    """Serialise one client's order placements until the transaction ends, so that counting
+    its unpaid orders and inserting one cannot interleave with another of its requests.
+    PostgreSQL: a transaction-scoped advisory lock on a 64-bit hash of the client (no row to
+    lock for a guest); SQLite's write transactions are already serial (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"petstore:unpaid-orders:{tenant}:{client}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _unpaid_holds(
+    session: Session, principal: Principal, guest_client: str | None, now: datetime
+) -> int:
+    mine = (
+        Order.user_id == principal.subject
+        if principal.subject is not None
+        else Order.guest_client == guest_client
+    )
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(mine, Order.status == PLACED, Order.expires_at > now)
+        )
+        or 0
+    )
+
+
 async def create_order(
-    db: Database, principal: Principal, pet_id: uuid.UUID, hold: timedelta = DEFAULT_HOLD
+    db: Database,
+    principal: Principal,
+    pet_id: uuid.UUID,
+    policy: HoldPolicy | None = None,
+    guest_client: str | None = None,
 ) -> OrderView:
-    """Reserve an AVAILABLE pet. Raises InvalidInput (no such pet), Conflict (not available)."""
+    """Reserve an AVAILABLE pet. ``guest_client``: who a guest is (a keyed hash of its address),
+    for the cap on unpaid orders. Raises UnpaidOrderLimit (the client's cap is reached),
+    InvalidInput (no such pet), Conflict (not available)."""
+    policy = policy or HoldPolicy()
     guest_token = None if principal.is_authenticated else secrets.token_urlsafe(32)
+    guest_client = None if principal.is_authenticated else (guest_client or "unknown")
+    hold = policy.hold_for(principal)
 
     def work(session: Session) -> Order:
+        now = utcnow()
+        if policy.max_unpaid > 0:
+            _lock_client(session, principal.tenant, str(principal.subject or guest_client))
+            if _unpaid_holds(session, principal, guest_client, now) >= policy.max_unpaid:
+                raise UnpaidOrderLimit(policy.max_unpaid)
         pet = session.get(Pet, pet_id, with_for_update=True)
         if pet is None:
             raise InvalidInput([FieldError("petId", f"no pet with ID '{pet_id}'", "not_found")])
@@ -214,11 +287,11 @@ async def create_order(
                 field="petId",
                 code="unavailable",
             )
-        now = utcnow()
         order = Order(
             pet_id=pet.id,
             user_id=principal.subject,
             guest_token_hash=hash_guest_token(guest_token) if guest_token else None,
+            guest_client=guest_client,
             status=PLACED,
             total_amount=pet.price,
             currency=pet.currency,

@@ -3,17 +3,33 @@ and hold time. Each method is a whole use case: Cancel Order cancels *and* refun
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from datetime import timedelta
 
 from models.database import Database
 from services.orders import orders, payments
-from services.orders.orders import CANCELLED, DEFAULT_HOLD, NewOrder, OrderAccess, OrderView
+from services.orders.orders import (
+    CANCELLED,
+    DEFAULT_GUEST_HOLD,
+    DEFAULT_HOLD,
+    DEFAULT_MAX_UNPAID,
+    HoldPolicy,
+    NewOrder,
+    OrderAccess,
+    OrderView,
+)
 from services.orders.payments import PaidOrder, PaymentInput
 from services.orders.processor import PaymentProcessor
-from services.shared.errors import AuthenticationFailed
+from services.shared.errors import AuthenticationFailed, TooManyAttempts
 from services.shared.pagination import Page, PageRequest
-from services.shared.principal import Principal, check_optional_scope
+from services.shared.principal import Principal, check_optional_scope, client_key
+from services.shared.ratelimit import RateLimiter
+
+ORDER_BUDGET = "orders"
+"""The named budget (services/shared/ratelimit.py) that Place Order counts against, per client
+and over every protocol, on top of the general rate limit."""
 
 
 class OrderService:
@@ -23,18 +39,48 @@ class OrderService:
         processor: PaymentProcessor,
         hold: timedelta = DEFAULT_HOLD,
         receipt_base: str = "",
+        *,
+        guest_hold: timedelta = DEFAULT_GUEST_HOLD,
+        max_unpaid: int = DEFAULT_MAX_UNPAID,
+        budget: RateLimiter | None = None,
+        client_secret: bytes = b"",
     ) -> None:
         """``receipt_base``: the API base that system jobs put in receipt links (a request
-        passes its own)."""
+        passes its own). ``max_unpaid``: unpaid orders one client may hold (0: no cap).
+        ``budget``: counts Place Order per client against its ``ORDER_BUDGET``.
+        ``client_secret``: keys the hash under which a guest's address is kept."""
         self.db = db
         self.processor = processor
         self.hold = hold
+        self.policy = HoldPolicy(hold, guest_hold, max_unpaid)
         self.receipt_base = receipt_base
+        self.budget = budget
+        self.client_secret = client_secret
 
-    async def create(self, principal: Principal, order: NewOrder) -> OrderView:
-        """Place Order: reserve the pet. Raises InvalidInput, Conflict, Forbidden."""
+    async def create(
+        self, principal: Principal, order: NewOrder, address: str | None = None
+    ) -> OrderView:
+        """Place Order: reserve the pet. ``address``: the client's address (auth.principals.
+        client_address), which identifies a guest for its budget and its cap on unpaid orders.
+        Raises TooManyAttempts (the client's order budget), UnpaidOrderLimit, InvalidInput,
+        Conflict, Forbidden."""
         check_optional_scope(principal, "write:orders")
-        return await orders.create_order(self.db, principal, order.pet_id, self.hold)
+        if self.budget is not None:
+            who = client_key(principal.tenant, principal.subject, address)
+            decision = await self.budget.hit(who, ORDER_BUDGET)
+            if decision is not None and decision.exceeded:
+                raise TooManyAttempts(
+                    decision.reset,
+                    f"At most {decision.limit} orders a minute; "
+                    f"try again in {decision.reset} seconds.",
+                )
+        guest_client = None
+        if not principal.is_authenticated:
+            mac = hmac.new(self.client_secret, (address or "unknown").encode(), hashlib.sha256)
+            guest_client = mac.hexdigest()[:32]
+        return await orders.create_order(
+            self.db, principal, order.pet_id, self.policy, guest_client
+        )
 
     async def get(self, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
         check_access(access, "read:orders")

@@ -28,6 +28,18 @@ class Conflict(DomainError):
         self.code = code
 
 
+class UnpaidOrderLimit(Conflict):
+    """The caller already holds as many unpaid orders as a client may (API6: nobody hoards the
+    catalogue); paying or cancelling one frees a place."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"At most {limit} unpaid orders at a time; pay or cancel one before placing another.",
+            code="unpaid_order_limit",
+        )
+        self.limit = limit
+
+
 class Forbidden(DomainError):
     """The caller is known but may not do this."""
 

@@ -41,6 +41,15 @@ class Principal:
         return self.is_admin or self.subject == user_id
 
 
+def client_key(tenant: str, subject: object | None, address: str | None) -> str:
+    """Whose budgets a request counts against, over every protocol and for every budget (the
+    general rate limit, chat, orders): the account (tenant and subject) when a valid token is
+    sent, else the client address (a guest)."""
+    if subject is not None:
+        return f"sub:{tenant}:{subject}"
+    return f"ip:{address or 'unknown'}"
+
+
 def anonymous(tenant: str = SHARED_POOL) -> Principal:
     return Principal(subject=None, role="anonymous", scopes=frozenset(), tenant=tenant)
 

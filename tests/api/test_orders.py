@@ -531,16 +531,55 @@ class TestIdempotencyKeys:
         assert len(_rows(shop.api, Payment, order_id=uuid.UUID(order["id"]))) == 2
 
     def test_a_guest_replay_returns_the_token_which_is_stored_encrypted(self, shop: Shop) -> None:
+        """Guests share a scope per client address (a NAT), so a replay needs the original key,
+        which for a guest must be unguessable: a short key that another guest at the same
+        address could send with the same (public) petId is refused outright."""
         pet = shop.pet()
+        guessable = shop.order(pet["id"], headers={"Idempotency-Key": "order-1"})
+        assert guessable.status_code == 422
+        assert guessable.json()["errors"][0]["field"] == "Idempotency-Key"
+        assert shop.pet_status(pet["id"]) == "AVAILABLE"
         key = {"Idempotency-Key": str(uuid.uuid4())}
         first = shop.order(pet["id"], headers=key)
         again = shop.order(pet["id"], headers=key)
         assert first.status_code == again.status_code == 201
         token = first.json()["guestToken"]
         assert again.json()["guestToken"] == token
+        neighbour = shop.order(pet["id"], headers={"Idempotency-Key": str(uuid.uuid4())})
+        assert neighbour.status_code == 409  # ran for real: the pet is taken, no token in it
+        assert "idempotent-replayed" not in neighbour.headers
+        assert token not in neighbour.text
         (record,) = _rows(shop.api, IdempotencyRecord, key=key["Idempotency-Key"])
         assert token.encode() not in record.response_body
         assert pet["id"].encode() not in record.response_body
+
+    @pytest.mark.parametrize(
+        ("key", "accepted"),
+        [
+            ("1", False),
+            ("order-1", False),
+            ("a" * 64, False),  # long, but a pattern
+            ("0123456789" * 4, False),  # 10 distinct characters
+            ("5f1c8a0e8d3b4c1e9a552f4a1e3f9b10-", True),  # 33 random-looking characters
+            ("5F1C8A0E-8D3B-4C1E-9A55-2F4A1E3F9B10", True),  # a UUID in capitals
+            ("5f1c8a0e-8d3b-4c1e-9a55", False),  # random-looking, but 23 characters
+            ("x" * 28 + "-kq7Z", False),  # 33, but only 6 distinct
+        ],
+    )
+    def test_a_guest_must_send_an_unguessable_key(
+        self, shop: Shop, key: str, accepted: bool
+    ) -> None:
+        pet = shop.pet()
+        r = shop.order(pet["id"], headers={"Idempotency-Key": key})
+        if accepted:
+            assert r.status_code == 201, r.text
+            return
+        assert r.status_code == 422, r.text
+        (error,) = r.json()["errors"]
+        assert (error["field"], error["code"]) == ("Idempotency-Key", "idempotency_key_guessable")
+        # A member keeps today's rules: any key is fine with a token.
+        member = shop.order(pet["id"], shop.token, headers={"Idempotency-Key": key})
+        assert member.status_code == 201
 
     @pytest.mark.parametrize(("age", "code"), [(0, "in_progress"), (180, "unavailable")])
     def test_an_abandoned_key_is_taken_over(self, shop: Shop, age: int, code: str) -> None:

@@ -1,0 +1,151 @@
+"""Nobody hoards the catalogue (OWASP API6): a client holds at most PETSTORE_ORDER_HOLD_LIMIT
+unpaid orders (per account; per client address for guests), Place Order has a per-client
+budget of its own, and a guest's hold is shorter. Over REST and GraphQL alike."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from starlette.testclient import TestClient
+
+from app import create_app
+from models import Order
+from models.base import utcnow
+from models.database import Database
+from settings import Settings
+from tests.api.test_orders import Shop
+from tests.conftest import Api, run_db
+from tests.graphql_client import GraphQLResult, graphql
+
+CAP_DETAIL = "At most 3 unpaid orders at a time; pay or cancel one before placing another."
+CREATE_ORDER = "mutation($input: OrderInput!) { createOrder(input: $input) { id status } }"
+
+
+def _at(api: Api, address: str) -> Api:
+    """The same tenant, seen from another client address (no lifespan: the app is shared)."""
+    other = TestClient(api.client.app, client=(address, 50000))
+    return Api(other, api.settings, api.tenant)
+
+
+def _gql_order(api: Api, pet_id: str, token: str | None = None) -> GraphQLResult:
+    return graphql(
+        api.client, CREATE_ORDER, {"input": {"petId": pet_id}}, token=token, headers=api.headers()
+    )
+
+
+def _refused_at_the_cap(r: Any) -> None:
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["detail"] == CAP_DETAIL
+
+
+def _seconds(order: dict[str, Any]) -> float:
+    placed = datetime.fromisoformat(order["createdAt"].replace("Z", "+00:00"))
+    expires = datetime.fromisoformat(order["expiresAt"].replace("Z", "+00:00"))
+    return (expires - placed).total_seconds()
+
+
+@pytest.fixture
+def shop(api: Api) -> Shop:
+    return Shop(api)
+
+
+class TestUnpaidOrderCap:
+    def test_a_member_holds_at_most_three_unpaid_orders(self, shop: Shop) -> None:
+        held = [shop.placed() for _ in range(3)]
+        pet = shop.pet()
+        _refused_at_the_cap(shop.order(pet["id"], shop.token))
+        assert shop.pet_status(pet["id"]) == "AVAILABLE"  # nothing was reserved
+        other = shop.api.user_token()[1]  # another account has its own count
+        assert shop.order(shop.pet()["id"], other).status_code == 201
+        assert shop.pay(held[0]).status_code == 200  # a paid order no longer counts
+        assert shop.order(pet["id"], shop.token).status_code == 201
+        _refused_at_the_cap(shop.order(shop.pet()["id"], shop.token))
+        cancelled = shop.api.request("DELETE", f"/orders/{held[1]['id']}", shop.token)
+        assert cancelled.status_code == 204  # nor does a cancelled one
+        assert shop.order(shop.pet()["id"], shop.token).status_code == 201
+
+    def test_guests_are_counted_per_client_address(self, shop: Shop) -> None:
+        here, there = _at(shop.api, "198.51.100.7"), _at(shop.api, "198.51.100.8")
+        for _ in range(3):
+            r = here.request("POST", "/orders", json={"petId": shop.pet()["id"]})
+            assert r.status_code == 201, r.text
+        _refused_at_the_cap(here.request("POST", "/orders", json={"petId": shop.pet()["id"]}))
+        # A caller with a token is counted as its account; another address on its own.
+        assert shop.order(shop.pet()["id"], shop.token).status_code == 201
+        r = there.request("POST", "/orders", json={"petId": shop.pet()["id"]})
+        assert r.status_code == 201, r.text
+
+    def test_a_lapsed_hold_is_not_counted(self, shop: Shop) -> None:
+        held = [shop.placed() for _ in range(3)]
+
+        async def lapse(db: Database) -> None:
+            stmt = (
+                update(Order)
+                .where(Order.id == uuid.UUID(held[0]["id"]))
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+            await db.run(shop.api.tenant or "", lambda s: s.execute(stmt), write=True)
+
+        run_db(shop.api.settings, lapse)
+        assert shop.order(shop.pet()["id"], shop.token).status_code == 201
+
+    def test_graphql_create_order_meets_the_same_cap(self, shop: Shop) -> None:
+        for _ in range(3):
+            _gql_order(shop.api, shop.pet()["id"], shop.token).ok()
+        refused = _gql_order(shop.api, shop.pet()["id"], shop.token)
+        assert refused.codes == ["CONFLICT"]
+        assert refused.errors[0]["message"] == CAP_DETAIL
+        _refused_at_the_cap(shop.order(shop.pet()["id"], shop.token))  # the same count over REST
+
+    def test_a_refusal_at_the_cap_does_not_use_up_the_idempotency_key(self, shop: Shop) -> None:
+        held = [shop.placed() for _ in range(3)]
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        pet = shop.pet()
+        _refused_at_the_cap(shop.order(pet["id"], shop.token, headers=key))
+        assert shop.pay(held[0]).status_code == 200
+        r = shop.order(pet["id"], shop.token, headers=key)  # runs again: not a replay
+        assert r.status_code == 201, r.text
+        assert "idempotent-replayed" not in r.headers
+
+
+class TestGuestHold:
+    def test_a_guest_order_holds_its_pet_for_ten_minutes(self, shop: Shop) -> None:
+        guest = shop.order(shop.pet()["id"]).json()
+        assert _seconds(guest) == pytest.approx(600, abs=2)
+        member = shop.placed()
+        assert _seconds(member) == pytest.approx(1800, abs=2)
+
+
+@pytest.fixture
+def budgeted(settings: Settings) -> Iterator[Api]:
+    """An app of its own (own counters) whose order budget is 2 a minute per client."""
+    app = create_app(settings.with_overrides(order_rate_limit_per_minute=2))
+    with app.test_client() as client:
+        yield Api(client, settings, str(uuid.uuid4()))
+
+
+class TestOrderBudget:
+    def test_place_order_has_its_own_budget_over_rest_and_graphql(self, budgeted: Api) -> None:
+        shop = Shop(budgeted)
+        pets = [shop.pet()["id"] for _ in range(4)]
+        assert shop.order(pets[0], shop.token).status_code == 201
+        assert _gql_order(budgeted, pets[1], shop.token).ok()
+        over = shop.order(pets[2], shop.token)  # the third this minute, whichever protocol
+        assert over.status_code == 429, over.text
+        assert 0 < int(over.headers["retry-after"]) <= 60
+        assert over.headers["content-type"] == "application/problem+json"
+        assert over.json()["detail"].startswith("At most 2 orders a minute")
+        refused = _gql_order(budgeted, pets[2], shop.token)
+        assert refused.codes == ["RATE_LIMITED"]
+        assert 0 < refused.errors[0]["extensions"]["retryAfter"] <= 60
+        assert shop.pet_status(pets[2]) == "AVAILABLE"
+        # Other requests of the same caller and other callers' orders are not affected.
+        assert shop.api.request("GET", f"/pets/{pets[0]}", shop.token).status_code == 200
+        other = budgeted.user_token()[1]
+        assert shop.order(pets[3], other).status_code == 201
