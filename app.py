@@ -35,6 +35,7 @@ from logconfig import configure_logging
 from models.base import SHARED_POOL
 from models.database import Database
 from protocols.graphql_api import GRAPHQL_PATH, GraphQLMiddleware
+from services.accounts import passwords
 from services.accounts.roles import RoleLookup
 from services.accounts.users import UserService, ensure_admin
 from services.catalogue.inventory import InventoryService
@@ -45,7 +46,7 @@ from services.media.imaging import ImageLimits
 from services.orders.service import OrderService
 from services.shared import idempotency
 from services.shared.ratelimit import RateLimiter
-from services.shared.throttle import FailureThrottle
+from services.shared.throttle import FailureThrottle, WindowBudget
 from services.webhooks import delivery
 from services.webhooks.subscriptions import WebhookService
 from settings import API_PREFIX, ROOT, Settings
@@ -123,6 +124,7 @@ def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
 
 
 def build_container(settings: Settings) -> Container:
+    passwords.HASHES.configure(settings.password_hash_queue)  # per process
     counters: Any = (
         RedisCounterStore(settings.redis_url, settings.redis_prefix)
         if settings.redis_url
@@ -178,6 +180,12 @@ def build_container(settings: Settings) -> Container:
             db,
             FailureThrottle(counters, settings.login_max_failures, settings.login_window_seconds),
             roles,
+            registrations=WindowBudget(
+                counters,
+                settings.register_rate_limit_per_hour,
+                3600,
+                "Too many accounts were registered from this address. Try again later.",
+            ),
         ),
         webhooks=WebhookService(db, allow_loopback=settings.webhook_allow_loopback),
         chat=chat,
@@ -262,6 +270,7 @@ def create_app(settings: Settings) -> AsyncApp:
         body_limits=[("/pets/{id}/images", "POST", settings.image_max_bytes + MULTIPART_OVERHEAD)],
         produces=spec_media_types(spec),
         query_paths=["/pets/search"],
+        allowed_hosts=settings.served_hosts,
     )
     # Innermost of ours: GraphQL requests pass the request id, access log and the guard's Host
     # check and body limit first (add_middleware inserts each BEFORE_EXCEPTION one

@@ -10,11 +10,14 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent
 API_PREFIX = "/v1"
 """Where the API lives below the host: every protocol's endpoints and every link the API hands
 out start with it (REST operations, /v1/graphql, ...)."""
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""The Host names served when PETSTORE_ALLOWED_HOSTS is not set (plus PETSTORE_PUBLIC_URL's)."""
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -56,6 +59,9 @@ class Settings:
     jwt_issuer: str = "https://petstoreapi.com"
     token_ttl_seconds: int = 24 * 3600
     rate_limit_per_minute: int = 600
+    register_rate_limit_per_hour: int = 20
+    password_hash_queue: int = 16
+    allowed_hosts: tuple[str, ...] = ()
     redis_url: str | None = None
     redis_prefix: str = "petstore:"
     public_url: str | None = None
@@ -95,6 +101,20 @@ class Settings:
     graphql_max_cost: int = 1000
 
     @property
+    def served_hosts(self) -> frozenset[str] | None:
+        """The Host names served (any port), lower-case; None when any is (``*``). Default: the
+        loopback names; PETSTORE_ALLOWED_HOSTS replaces them. PETSTORE_PUBLIC_URL's host is
+        always served."""
+        if "*" in self.allowed_hosts:
+            return None
+        names = set(self.allowed_hosts or LOOPBACK_HOSTS)
+        if self.public_url:
+            host = urlsplit(self.public_url).hostname
+            if host:
+                names.add(f"[{host}]" if ":" in host else host.lower())
+        return frozenset(names)
+
+    @property
     def order_hold(self) -> timedelta:
         return timedelta(seconds=self.order_hold_seconds)
 
@@ -110,6 +130,13 @@ class Settings:
             var_dir=var_dir,
             token_ttl_seconds=int(env.get("PETSTORE_TOKEN_TTL", 24 * 3600)),
             rate_limit_per_minute=int(env.get("PETSTORE_RATE_LIMIT", 600)),
+            register_rate_limit_per_hour=int(env.get("PETSTORE_REGISTER_RATE_LIMIT", 20)),
+            password_hash_queue=max(1, int(env.get("PETSTORE_PASSWORD_HASH_QUEUE", 16))),
+            allowed_hosts=tuple(
+                h.strip().lower()
+                for h in env.get("PETSTORE_ALLOWED_HOSTS", "").split(",")
+                if h.strip()
+            ),
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("PETSTORE_REDIS_PREFIX", "petstore:"),
             public_url=(env.get("PETSTORE_PUBLIC_URL") or "").rstrip("/") or None,

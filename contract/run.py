@@ -92,6 +92,7 @@ def main() -> int:
         "PETSTORE_VAR_DIR": str(var),
         "PETSTORE_RATE_LIMIT": "1000000",
         "PETSTORE_CHAT_RATE_LIMIT": "0",  # the chat budget (20/min) would turn fuzzing into 429s
+        "PETSTORE_REGISTER_RATE_LIMIT": "0",  # as would registrations (20/h per address)
         "PETSTORE_ADMIN_USERNAME": ADMIN_USER,
         "PETSTORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PETSTORE_LOG_LEVEL": "WARNING",

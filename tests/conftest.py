@@ -35,6 +35,9 @@ def make_settings(var_dir: Any, **env: str) -> Settings:
         "PETSTORE_VAR_DIR": str(var_dir),
         "DATABASE_URL": url,
         "PETSTORE_RATE_LIMIT": "100000",
+        "PETSTORE_REGISTER_RATE_LIMIT": "100000",
+        # The in-process test client sends Host: testserver; live servers are on 127.0.0.1.
+        "PETSTORE_ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
         "PETSTORE_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256",
         "PETSTORE_ADMIN_USERNAME": ADMIN[0],
         "PETSTORE_ADMIN_PASSWORD": ADMIN[1],
@@ -204,6 +207,7 @@ def server_process(
         "PETSTORE_VAR_DIR": str(settings.var_dir),
         "PETSTORE_JWT_SECRET": settings.jwt_secret,
         "PETSTORE_RATE_LIMIT": "100000",
+        "PETSTORE_REGISTER_RATE_LIMIT": "100000",
         "PETSTORE_LOG_LEVEL": "WARNING",
         "PETSTORE_WEBHOOK_WORKER": "0",
         **env_overrides,

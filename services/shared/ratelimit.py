@@ -3,10 +3,15 @@ adapters call it themselves (one call per request each). Fixed one-minute window
 injected store (in-process, or Redis so that every worker shares them).
 
 Besides the general budget a request may be counted against a named, tighter budget of its own
-(chat completions); the decision describes whichever is closer to running out."""
+(chat completions). A request is charged to every key of its caller (a token's subject *and* the
+client address, so that N throwaway accounts behind one address do not get N budgets); it is
+refused when any of them is exhausted, and the decision describes whichever is closest to
+running out."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.shared.throttle import CounterStore
@@ -36,23 +41,32 @@ class RateLimiter:
     def applies(self, budget: str | None = None) -> bool:
         return self.per_minute > 0 or (budget is not None and budget in self.budgets)
 
-    async def hit(self, client: str, budget: str | None = None) -> RateDecision | None:
-        """Count one request by ``client`` (see auth.principals.client_key); None when no budget
-        applies."""
-        counted: list[tuple[int, int, int]] = []  # (limit, count, reset)
+    async def hit(
+        self, clients: str | Sequence[str], budget: str | None = None
+    ) -> RateDecision | None:
+        """Count one request against each of the caller's keys (auth.principals.client_keys),
+        in the general budget and in ``budget`` if it names one; None when no budget applies.
+        Exceeded when any key is over any budget."""
+        keys = [clients] if isinstance(clients, str) else list(clients)
+        limits: list[tuple[str, int]] = []  # (counter prefix, limit)
         if self.per_minute > 0:
-            count, reset = await self.counters.increment("rl:" + client, WINDOW_SECONDS)
-            counted.append((self.per_minute, count, reset))
+            limits.append(("rl:", self.per_minute))
         if budget is not None and budget in self.budgets:
-            count, reset = await self.counters.increment(f"rl:{budget}:{client}", WINDOW_SECONDS)
-            counted.append((self.budgets[budget], count, reset))
-        if not counted:
+            limits.append((f"rl:{budget}:", self.budgets[budget]))
+        if not limits:
             return None
+        pairs = [(prefix + key, limit) for prefix, limit in limits for key in keys]
+        results = await asyncio.gather(
+            *(self.counters.increment(key, WINDOW_SECONDS) for key, _ in pairs)
+        )
+        counted = [
+            (limit, count, reset) for (_, limit), (count, reset) in zip(pairs, results, strict=True)
+        ]
         limit, count, reset = min(counted, key=lambda b: (b[0] - b[1], -b[2]))
         return RateDecision(
             limit=limit,
             remaining=max(limit - count, 0),
             reset=reset,
-            policy=", ".join(f"{b[0]};w={WINDOW_SECONDS}" for b in counted),
+            policy=", ".join(f"{n};w={WINDOW_SECONDS}" for _, n in limits),
             exceeded=count > limit,
         )
