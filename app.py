@@ -49,7 +49,7 @@ from services.shared.ratelimit import RateLimiter
 from services.shared.throttle import FailureThrottle, WindowBudget
 from services.webhooks import delivery
 from services.webhooks.subscriptions import WebhookService
-from settings import API_PREFIX, ROOT, Settings
+from settings import API_PREFIX, ROOT, Settings, make_private_dir
 from web.container import Container
 from web.middleware import (
     RateLimitMiddleware,
@@ -125,6 +125,7 @@ def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
 
 def build_container(settings: Settings) -> Container:
     passwords.HASHES.configure(settings.password_hash_queue)  # per process
+    make_private_dir(settings.var_dir)  # before anything (SQLite, media, keys) is put there
     counters: Any = (
         RedisCounterStore(settings.redis_url, settings.redis_prefix)
         if settings.redis_url

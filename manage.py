@@ -15,7 +15,7 @@ from models import Pet
 from models.base import SHARED_POOL
 from models.database import Database
 from services.catalogue.pets import PetData
-from settings import ROOT, Settings
+from settings import ROOT, Settings, make_private_dir
 
 DEMO_PETS = [
     PetData(
@@ -120,7 +120,7 @@ DEMO_PETS = [
 
 def reset_postgres(url: str) -> None:
     """Drop and recreate the public schema (test and contract runs start clean)."""
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
@@ -159,7 +159,7 @@ def main() -> None:
     parser.add_argument("command", choices=["migrate", "seed"])
     args = parser.parse_args()
     settings = Settings.from_env()
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.var_dir)
     if args.command == "migrate":
         migrate(settings)
     else:

@@ -26,13 +26,27 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (var/ and the like) readable by its owner only (0700), parents as needed.
+    An existing directory is left as it is (it may be the operator's)."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, 0o700)
+
+
 def _load_or_create_secret(path: Path) -> str:
-    """Embedded default: a random signing key generated once and kept under var/ (mode 0600).
+    """Embedded default: a random signing key generated once and kept under var/ (mode 0600,
+    var/ itself 0700 when it is created here).
 
     Written to a temporary file and linked into place, so a crash never leaves an empty key
     and two workers starting together end up with the same one."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
