@@ -145,6 +145,7 @@ def build_container(settings: Settings) -> Container:
         upstream=upstream,
         upstream_model=settings.chat_upstream_model,
         pace_seconds=settings.chat_pace_ms / 1000,
+        default_max_tokens=settings.chat_max_tokens,
     )
     roles = RoleLookup(db, settings.role_cache_seconds)
     tokens = TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds)

@@ -36,6 +36,8 @@ def make_settings(var_dir: Any, **env: str) -> Settings:
         "DATABASE_URL": url,
         "PETSTORE_RATE_LIMIT": "100000",
         "PETSTORE_REGISTER_RATE_LIMIT": "100000",
+        # Every test client calls from one address, which now counts against the chat budget.
+        "PETSTORE_CHAT_RATE_LIMIT": "100000",
         # The in-process test client sends Host: testserver; live servers are on 127.0.0.1.
         "PETSTORE_ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
         "PETSTORE_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256",
