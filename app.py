@@ -46,7 +46,7 @@ from services.media.imaging import ImageLimits
 from services.orders.service import OrderService
 from services.shared import idempotency
 from services.shared.ratelimit import RateLimiter
-from services.shared.throttle import FailureThrottle, WindowBudget
+from services.shared.throttle import FailureThrottle
 from services.webhooks import delivery
 from services.webhooks.subscriptions import WebhookService
 from settings import API_PREFIX, ROOT, Settings, make_private_dir
@@ -62,6 +62,7 @@ from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
 CHAT_PATH = f"{API_PREFIX}/chat/completions"  # has a per-user budget of its own
+USERS_PATH = f"{API_PREFIX}/users"  # registration: an hourly budget per client address
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and additionalMetadata around the file
 log = logging.getLogger("petstore")
 
@@ -165,7 +166,10 @@ def build_container(settings: Settings) -> Container:
         rate_limiter=RateLimiter(
             counters,
             settings.rate_limit_per_minute,
-            {CHAT_PATH: settings.chat_rate_limit_per_minute},
+            {
+                CHAT_PATH: settings.chat_rate_limit_per_minute,
+                USERS_PATH: (settings.register_rate_limit_per_hour, 3600),
+            },
         ),
         roles=roles,
         processor=processor,
@@ -182,12 +186,6 @@ def build_container(settings: Settings) -> Container:
             db,
             FailureThrottle(counters, settings.login_max_failures, settings.login_window_seconds),
             roles,
-            registrations=WindowBudget(
-                counters,
-                settings.register_rate_limit_per_hour,
-                3600,
-                "Too many accounts were registered from this address. Try again later.",
-            ),
         ),
         webhooks=WebhookService(db, allow_loopback=settings.webhook_allow_loopback),
         chat=chat,
@@ -261,7 +259,7 @@ def create_app(settings: Settings) -> AsyncApp:
         RateLimitMiddleware,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         container=container,
-        path_budgets=[CHAT_PATH],
+        path_budgets=[CHAT_PATH, USERS_PATH],
         exclude=[GRAPHQL_PATH, GRAPHQL_PATH + "/"],  # counted by the GraphQL adapter itself
     )
     app.add_middleware(

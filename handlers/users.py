@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from connexion import request
 from starlette.responses import Response
 
 from handlers._context import (
@@ -20,8 +19,7 @@ from schemas.users import dump_user, load_new_user, load_user
 
 async def create_user(body: dict[str, Any]) -> Response:
     data = load_new_user(body)
-    client = (request.scope.get("client") or ("unknown",))[0]
-    user = await container().users.register(principal(), data, client)
+    user = await container().users.register(principal(), data)
     location = f"{api_base()}/users/{user.id}"
     return json_response(dump_user(user, api_base()), 201, {"Location": location})
 

@@ -3,7 +3,7 @@
 - RequestContext: puts the container in the scope, assigns X-Request-ID, logs one JSON line.
 - RateLimit: fixed one-minute windows per token subject and per IP (both charged), RateLimit-*
   headers on every response, 429 + Retry-After over budget; in-process or Redis. Some paths
-  (chat completions) have a tighter budget of their own on top.
+  (chat completions per minute, registration per hour) have a tighter budget of their own.
 - RequestGuard: a syntactically valid Host that is one of the served names (400), the spec's
   method table (405 with a correct Allow), Accept (406), the QUERY method for /pets/search,
   and the body-size limit (413, per route: image uploads get their own) checked on
@@ -118,9 +118,10 @@ async def rate_limit(
 
 class RateLimitMiddleware:
     """Every REST request under ``prefix`` counts against the per-client budget; a path in
-    ``path_budgets`` (chat completions) also against a tighter budget of its own, and responses
-    there describe whichever is closer to running out (``RateLimit-Policy`` lists both). Paths
-    in ``exclude`` belong to adapters that count their requests themselves (GraphQL)."""
+    ``path_budgets`` (chat completions, registration) also against a tighter budget of its own,
+    and responses there describe whichever is closer to running out (``RateLimit-Policy`` lists
+    both). Paths in ``exclude`` belong to adapters that count their requests themselves
+    (GraphQL)."""
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ from services.accounts.roles import RoleLookup
 from services.shared.errors import AuthenticationFailed, Conflict, NotFound
 from services.shared.principal import Principal, require_scope
 from services.shared.rules import Rules
-from services.shared.throttle import FailureThrottle, WindowBudget
+from services.shared.throttle import FailureThrottle
 
 CLIENT_FACTOR = 10
 """One client address may fail ten times as often as one username (shared NATs, kiosks)."""
@@ -241,28 +241,15 @@ async def ensure_admin(
 class UserService:
     """Account use cases, built once with the login throttle and the role cache."""
 
-    def __init__(
-        self,
-        db: Database,
-        throttle: FailureThrottle,
-        roles: RoleLookup,
-        *,
-        registrations: WindowBudget | None = None,
-    ) -> None:
-        """``registrations``: the per-client-address registration budget (none: unlimited)."""
+    def __init__(self, db: Database, throttle: FailureThrottle, roles: RoleLookup) -> None:
         self.db = db
         self.throttle = throttle
         self.roles = roles
-        self.registrations = registrations
 
-    async def register(
-        self, principal: Principal, data: NewUser, client: str | None = None
-    ) -> User:
-        """Create User: public; the account joins the caller's tenant. Every attempt from one
-        client address counts against its registration budget before the (costly) password
-        hash: TooManyAttempts past it; Overloaded when the hashing queue is full."""
-        if self.registrations is not None:
-            await self.registrations.spend(f"register:ip:{client or 'unknown'}")
+    async def register(self, principal: Principal, data: NewUser) -> User:
+        """Create User: public; the account joins the caller's tenant. Raises Conflict, and
+        Overloaded when the password-hashing queue is full. (Each client address has an hourly
+        registration budget, counted by the rate limiter before any of this runs.)"""
         return await register(self.db, principal.tenant, data)
 
     async def get(self, principal: Principal, user_id: uuid.UUID) -> User:

@@ -50,22 +50,3 @@ class FailureThrottle:
     async def give_back(self, key: str) -> None:
         """A success on a shared key: only this attempt is taken back."""
         await self.store.decrement(key)
-
-
-class WindowBudget:
-    """At most ``limit`` uses per key in a fixed window (e.g. registrations per client address
-    per hour); past it, TooManyAttempts with the seconds until the window ends. ``limit`` 0
-    turns it off."""
-
-    def __init__(self, store: CounterStore, limit: int, window_seconds: int, detail: str) -> None:
-        self.store = store
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self.detail = detail
-
-    async def spend(self, key: str) -> None:
-        if self.limit <= 0:
-            return
-        count, reset = await self.store.increment(key, self.window_seconds)
-        if count > self.limit:
-            raise TooManyAttempts(retry_after=max(reset, 1), detail=self.detail)
