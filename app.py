@@ -37,6 +37,7 @@ from logconfig import configure_logging
 from models.base import SHARED_POOL
 from models.database import Database
 from protocols.graphql_api import GRAPHQL_PATH, GraphQLMiddleware
+from services.accounts import passwords
 from services.accounts.roles import RoleLookup
 from services.accounts.users import UserService, ensure_admin
 from services.catalogue.inventory import InventoryService
@@ -50,7 +51,7 @@ from services.shared.ratelimit import RateLimiter
 from services.shared.throttle import FailureThrottle
 from services.webhooks import delivery
 from services.webhooks.subscriptions import WebhookService
-from settings import API_PREFIX, ROOT, Settings
+from settings import API_PREFIX, ROOT, Settings, make_private_dir
 from web.container import Container
 from web.middleware import (
     RateLimitMiddleware,
@@ -64,6 +65,7 @@ from web.validators import validator_map
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
 CHAT_PATH = f"{API_PREFIX}/chat/completions"  # has a per-user budget of its own
 LOGIN_PATH = f"{API_PREFIX}/auth/tokens"  # has a per-address budget of its own
+USERS_PATH = f"{API_PREFIX}/users"  # registration: an hourly budget per client address
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and additionalMetadata around the file
 log = logging.getLogger("petstore")
 
@@ -126,6 +128,8 @@ def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
 
 
 def build_container(settings: Settings) -> Container:
+    passwords.HASHES.configure(settings.password_hash_queue)  # per process
+    make_private_dir(settings.var_dir)  # before anything (SQLite, media, keys) is put there
     counters: Any = (
         RedisCounterStore(settings.redis_url, settings.redis_prefix)
         if settings.redis_url
@@ -145,6 +149,7 @@ def build_container(settings: Settings) -> Container:
         upstream=upstream,
         upstream_model=settings.chat_upstream_model,
         pace_seconds=settings.chat_pace_ms / 1000,
+        default_max_tokens=settings.chat_max_tokens,
     )
     roles = RoleLookup(db, settings.role_cache_seconds)
     tokens = TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds)
@@ -167,6 +172,7 @@ def build_container(settings: Settings) -> Container:
             {
                 CHAT_PATH: settings.chat_rate_limit_per_minute,
                 LOGIN_PATH: settings.login_rate_limit_per_minute,
+                USERS_PATH: (settings.register_rate_limit_per_hour, 3600),
             },
         ),
         roles=roles,
@@ -285,8 +291,7 @@ def create_app(settings: Settings) -> AsyncApp:
         RateLimitMiddleware,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         container=container,
-        path_budgets=[CHAT_PATH],
-        address_budgets=[LOGIN_PATH],
+        path_budgets=[CHAT_PATH, LOGIN_PATH, USERS_PATH],
         exclude=[GRAPHQL_PATH, GRAPHQL_PATH + "/"],  # counted by the GraphQL adapter itself
     )
     app.add_middleware(
@@ -297,6 +302,7 @@ def create_app(settings: Settings) -> AsyncApp:
         body_limits=[("/pets/{id}/images", "POST", settings.image_max_bytes + MULTIPART_OVERHEAD)],
         produces=spec_media_types(spec),
         query_paths=["/pets/search"],
+        allowed_hosts=settings.served_hosts,
     )
     # Innermost of ours: GraphQL requests pass the request id, access log and the guard's Host
     # check and body limit first (add_middleware inserts each BEFORE_EXCEPTION one

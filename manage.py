@@ -21,7 +21,7 @@ from models.base import SHARED_POOL
 from models.database import Database
 from services.accounts.users import AdminNameTaken, ensure_admin
 from services.catalogue.pets import PetData
-from settings import ROOT, ConfigError, Settings
+from settings import ROOT, ConfigError, Settings, make_private_dir
 
 DEMO_PETS = [
     PetData(
@@ -126,7 +126,7 @@ DEMO_PETS = [
 
 def reset_postgres(url: str) -> None:
     """Drop and recreate the public schema (test and contract runs start clean)."""
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
@@ -187,7 +187,7 @@ def main() -> None:
         settings = Settings.from_env()
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.var_dir)
     if args.command == "migrate":
         migrate(settings)
     elif args.command == "ensure-admin":

@@ -10,11 +10,14 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent
 API_PREFIX = "/v1"
 """Where the API lives below the host: every protocol's endpoints and every link the API hands
 out start with it (REST operations, /v1/graphql, ...)."""
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""The Host names served when PETSTORE_ALLOWED_HOSTS is not set (plus PETSTORE_PUBLIC_URL's)."""
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -23,13 +26,27 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (var/ and the like) readable by its owner only (0700), parents as needed.
+    An existing directory is left as it is (it may be the operator's)."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, 0o700)
+
+
 def _load_or_create_secret(path: Path) -> str:
-    """Embedded default: a random signing key generated once and kept under var/ (mode 0600).
+    """Embedded default: a random signing key generated once and kept under var/ (mode 0600,
+    var/ itself 0700 when it is created here).
 
     Written to a temporary file and linked into place, so a crash never leaves an empty key
     and two workers starting together end up with the same one."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -64,6 +81,9 @@ class Settings:
     jwt_issuer: str = "https://petstoreapi.com"
     token_ttl_seconds: int = 24 * 3600
     rate_limit_per_minute: int = 600
+    register_rate_limit_per_hour: int = 20
+    password_hash_queue: int = 16
+    allowed_hosts: tuple[str, ...] = ()
     redis_url: str | None = None
     redis_prefix: str = "petstore:"
     public_url: str | None = None
@@ -97,6 +117,7 @@ class Settings:
     chat_upstream_key: str | None = None
     chat_upstream_model: str | None = None
     chat_upstream_timeout: float = 30.0
+    chat_max_tokens: int = 1024
     media_dir: Path = ROOT / "var" / "media"
     media_s3_bucket: str | None = None
     media_s3_prefix: str = ""
@@ -116,6 +137,20 @@ class Settings:
                 f"{MIN_JWT_SECRET_BYTES} are required (e.g. `python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))'`), or unset it to use a generated key."
             )
+
+    @property
+    def served_hosts(self) -> frozenset[str] | None:
+        """The Host names served (any port), lower-case; None when any is (``*``). Default: the
+        loopback names; PETSTORE_ALLOWED_HOSTS replaces them. PETSTORE_PUBLIC_URL's host is
+        always served."""
+        if "*" in self.allowed_hosts:
+            return None
+        names = set(self.allowed_hosts or LOOPBACK_HOSTS)
+        if self.public_url:
+            host = urlsplit(self.public_url).hostname
+            if host:
+                names.add(f"[{host}]" if ":" in host else host.lower())
+        return frozenset(names)
 
     @property
     def order_hold(self) -> timedelta:
@@ -138,6 +173,13 @@ class Settings:
             var_dir=var_dir,
             token_ttl_seconds=int(env.get("PETSTORE_TOKEN_TTL", 24 * 3600)),
             rate_limit_per_minute=int(env.get("PETSTORE_RATE_LIMIT", 600)),
+            register_rate_limit_per_hour=int(env.get("PETSTORE_REGISTER_RATE_LIMIT", 20)),
+            password_hash_queue=max(1, int(env.get("PETSTORE_PASSWORD_HASH_QUEUE", 16))),
+            allowed_hosts=tuple(
+                h.strip().lower()
+                for h in env.get("PETSTORE_ALLOWED_HOSTS", "").split(",")
+                if h.strip()
+            ),
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("PETSTORE_REDIS_PREFIX", "petstore:"),
             public_url=(env.get("PETSTORE_PUBLIC_URL") or "").rstrip("/") or None,
@@ -170,6 +212,7 @@ class Settings:
             chat_upstream_key=env.get("PETSTORE_CHAT_UPSTREAM_KEY") or None,
             chat_upstream_model=env.get("PETSTORE_CHAT_UPSTREAM_MODEL") or None,
             chat_upstream_timeout=float(env.get("PETSTORE_CHAT_UPSTREAM_TIMEOUT", 30)),
+            chat_max_tokens=max(1, int(env.get("PETSTORE_CHAT_MAX_TOKENS", 1024))),
             media_dir=Path(env.get("PETSTORE_MEDIA_DIR") or var_dir / "media"),
             media_s3_bucket=env.get("PETSTORE_MEDIA_S3_BUCKET") or None,
             media_s3_prefix=env.get("PETSTORE_MEDIA_S3_PREFIX", ""),

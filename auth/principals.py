@@ -79,6 +79,13 @@ def client_key(claims: dict[str, Any] | None, address: str | None) -> str:
     return principal_client_key("", None, address)
 
 
+def client_keys(claims: dict[str, Any] | None, address: str | None) -> list[str]:
+    """Every budget a request counts against: the token's subject (if any) and the client
+    address, so that accounts opened from one address share that address's budget."""
+    address_key = client_key(None, address)
+    return [client_key(claims, address), address_key] if claims else [address_key]
+
+
 class Authenticator:
     def __init__(self, tokens: TokenService, roles: RoleLookup) -> None:
         self.tokens = tokens

@@ -97,6 +97,7 @@ def main() -> int:
         # and the cap on unpaid orders (3) 409s. A high cap keeps its counting exercised.
         "PETSTORE_ORDER_RATE_LIMIT": "0",
         "PETSTORE_ORDER_HOLD_LIMIT": "100000",
+        "PETSTORE_REGISTER_RATE_LIMIT": "0",  # as would registrations (20/h per address)
         "PETSTORE_ADMIN_USERNAME": ADMIN_USER,
         "PETSTORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PETSTORE_LOG_LEVEL": "WARNING",

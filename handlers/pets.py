@@ -105,13 +105,14 @@ _IMAGE_CACHE = "public, max-age=31536000, immutable"
 async def get_pet_image(id: uuid.UUID, imageName: str) -> Response:  # noqa: A002, N803
     images = container().images
     pet_id = uuid.UUID(str(id))
+    caller = await public_caller()
     tags = request.headers.get("if-none-match")
     if tags:
-        found = await images.open(pet_id, imageName, body=False)
+        found = await images.open(caller, pet_id, imageName, body=False)
         tag = f'"{found.digest}"'
         if tag in {t.strip().removeprefix("W/") for t in tags.split(",")} or tags == "*":
             return Response(status_code=304, headers={"ETag": tag, "Cache-Control": _IMAGE_CACHE})
-    image = await images.open(pet_id, imageName)
+    image = await images.open(caller, pet_id, imageName)
     return Response(
         image.data,
         media_type=image.content_type,

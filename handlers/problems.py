@@ -19,8 +19,8 @@ from connexion.lifecycle import ConnexionRequest
 from connexion.lifecycle import ConnexionResponse as Response
 from starlette.exceptions import HTTPException
 
-from protocols.errors import INTERNAL, codes_for, field_errors
-from services.shared.errors import AuthenticationFailed, DomainError, TooManyAttempts
+from protocols.errors import INTERNAL, codes_for, field_errors, retry_after
+from services.shared.errors import AuthenticationFailed, DomainError
 from web.problems import problem_response
 
 log = logging.getLogger("petstore.errors")
@@ -36,8 +36,9 @@ def domain_problem(exc: DomainError, instance: str) -> Response:
         log.error("unmapped domain error", exc_info=exc)
         return problem_response(500, "An unexpected error occurred.", instance=instance)
     headers: dict[str, str] = {}
-    if isinstance(exc, TooManyAttempts):
-        headers["Retry-After"] = str(exc.retry_after)
+    wait = retry_after(exc)
+    if wait is not None:
+        headers["Retry-After"] = str(wait)
     elif isinstance(exc, AuthenticationFailed):
         headers["WWW-Authenticate"] = BEARER_CHALLENGE
     return problem_response(

@@ -3,32 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from typing import Any
 
 
 class MemoryCounterStore:
+    """Counters of one worker. Windows expire lazily: a heap orders them by expiry, and each
+    call first drops the windows that have ended (each key is visited once per window it
+    opened, so an increment costs O(log n) amortized however many keys are live; it never
+    rescans them all)."""
+
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._clock = clock
         self._counts: dict[str, tuple[int, float]] = {}
+        self._expiries: list[tuple[float, str]] = []  # heap: (window end, key)
         self._lock = asyncio.Lock()
+        self.visited = 0
+        """Heap entries examined by expiry so far (tests: the work per call stays bounded)."""
+
+    def _expire(self) -> None:
+        now = self._clock()
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            expires, key = heapq.heappop(heap)
+            self.visited += 1
+            entry = self._counts.get(key)
+            if entry is not None and entry[1] == expires:  # not a window cleared and reopened
+                del self._counts[key]
 
     def _live(self, key: str) -> tuple[int, float] | None:
-        entry = self._counts.get(key)
-        if entry is not None and entry[1] <= self._clock():
-            del self._counts[key]
-            return None
-        return entry
+        self._expire()
+        return self._counts.get(key)
 
     async def increment(self, key: str, window_seconds: int) -> tuple[int, int]:
         async with self._lock:
             entry = self._live(key)
             if entry is None:
                 entry = (0, self._clock() + window_seconds)
+                heapq.heappush(self._expiries, (entry[1], key))
             entry = (entry[0] + 1, entry[1])
             self._counts[key] = entry
-            if len(self._counts) > 100_000:
-                self._sweep()
             return entry[0], max(int(entry[1] - self._clock() + 0.999), 1)
 
     async def peek(self, key: str) -> tuple[int, int]:
@@ -46,13 +61,12 @@ class MemoryCounterStore:
             if entry is not None and entry[0] > 0:
                 self._counts[key] = (entry[0] - 1, entry[1])
 
-    def _sweep(self) -> None:
-        now = self._clock()
-        for key in [k for k, (_, exp) in self._counts.items() if exp <= now]:
-            del self._counts[key]
+    def __len__(self) -> int:
+        return len(self._counts)
 
     async def close(self) -> None:
         self._counts.clear()
+        self._expiries.clear()
 
 
 _DECR_IF_POSITIVE = """

@@ -19,9 +19,21 @@ from services.shared.errors import UpstreamFailed, UpstreamTimeout
 log = logging.getLogger("petstore.upstream")
 
 
+MAX_LINE_BYTES = 64 * 1024
+"""Longest SSE line accepted from the upstream (a delta event is a few hundred bytes): a longer
+one, or one that never ends, fails the stream instead of growing a buffer without bound."""
+
+
 class OpenAICompatibleModel:
-    def __init__(self, base_url: str, api_key: str, timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout_seconds: float = 30.0,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
         self._url = base_url.rstrip("/") + "/chat/completions"
+        self._max_line = max_line_bytes
         self._client = httpx.AsyncClient(
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 5.0)),
@@ -56,6 +68,14 @@ class OpenAICompatibleModel:
                 pending = b""
                 async for data in response.aiter_bytes():
                     *lines, pending = (pending + data).split(b"\n")
+                    if len(pending) > self._max_line or any(
+                        len(line) > self._max_line for line in lines
+                    ):
+                        log.warning("upstream sent a line over %s bytes", self._max_line)
+                        raise UpstreamFailed(
+                            "The language model service sent a line longer than "
+                            f"{self._max_line} bytes."
+                        )
                     pieces, done, failure = _pieces(lines)
                     if pieces:
                         yield pieces

@@ -4,9 +4,9 @@ PostgreSQL; batch mode on SQLite."""
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
 from models import Base
+from models.database import engine_for
 from settings import Settings
 
 config = context.config
@@ -40,7 +40,7 @@ def _do_run(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(_url())
+    engine = engine_for(_url())
     with engine.connect() as connection:
         _do_run(connection)
         connection.commit()

@@ -13,19 +13,26 @@ hop (``await db.run(tenant, fn)``). Measured here (wrk -t2 -c32, 2 cores):
   timeout, ``BEGIN IMMEDIATE`` for writes so a read-then-write never fails on a lock upgrade;
   reads need no explicit transaction (each statement reads one WAL snapshot).
 - PostgreSQL: as many threads as pooled connections; pre-ping, READ COMMITTED, row locks.
+
+Every engine hides bound parameters from its errors and logs (``hide_parameters``): a failing
+statement must not write a password hash, a token or card data into a log line. The SQLite
+file (and so its -wal and -shm, which SQLite creates with the database's mode) is owner-only.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.tenancy import ALL_TENANTS, TenantSession, install_tenant_filter
+from settings import make_private_dir
 
 T = TypeVar("T")
 PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL")
@@ -36,8 +43,38 @@ def sync_url(url: str) -> str:
     return url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1)
 
 
+def private_sqlite_file(url: str) -> None:
+    """Before SQLite opens the file of ``url``: create it (and its directory) owner-only, or
+    take group and other access away from an existing one and its -wal/-shm companions.
+    Nothing for other databases or an in-memory one."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return
+    if name.startswith("file:"):
+        return  # a URI filename: the operator chose its options
+    path = Path(name)
+    make_private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)  # an empty file is an empty database
+    os.close(fd)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = file.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(file, mode & 0o700)
+
+
+def engine_for(url: str, **kwargs: Any) -> Engine:
+    """``create_engine`` with the settings every engine of ours has (hidden parameters; an
+    owner-only SQLite file)."""
+    private_sqlite_file(url)
+    return create_engine(url, hide_parameters=True, **kwargs)
+
+
 def _sqlite_engine(url: str, *, busy_ms: int, begin: str | None, pool_size: int) -> Engine:
-    engine = create_engine(
+    engine = engine_for(
         url,
         connect_args={"timeout": busy_ms / 1000, "check_same_thread": False},
         pool_size=pool_size,
@@ -73,7 +110,7 @@ class Database:
             self._read_limiter = anyio.CapacityLimiter(1)
             self._write_limiter = anyio.CapacityLimiter(1)
         else:
-            reader = writer = create_engine(
+            reader = writer = engine_for(
                 self.url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0
             )
             self._read_limiter = self._write_limiter = anyio.CapacityLimiter(pool_size)

@@ -19,6 +19,7 @@ from services.shared.errors import (
     ImageTooLarge,
     InvalidInput,
     NotFound,
+    Overloaded,
     PayloadTooLarge,
     PaymentDeclined,
     PaymentProcessorError,
@@ -78,6 +79,7 @@ ERRORS: dict[type[DomainError], ErrorCodes] = {
         502, "payment-processor-error", "BAD_GATEWAY", "UNAVAILABLE", -32050
     ),
     UpstreamFailed: _row(502, "bad-gateway", "BAD_GATEWAY", "UNAVAILABLE", -32050),
+    Overloaded: _row(503, "service-unavailable", "SERVICE_UNAVAILABLE", "UNAVAILABLE", -32053),
     UpstreamTimeout: _row(504, "gateway-timeout", "GATEWAY_TIMEOUT", "DEADLINE_EXCEEDED", -32054),
 }
 
@@ -116,4 +118,4 @@ def field_errors(exc: DomainError) -> list[dict[str, str]] | None:
 
 def retry_after(exc: DomainError) -> int | None:
     """Seconds a caller should wait before trying again, for errors that say so."""
-    return exc.retry_after if isinstance(exc, TooManyAttempts) else None
+    return exc.retry_after if isinstance(exc, TooManyAttempts | Overloaded) else None

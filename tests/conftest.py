@@ -37,6 +37,11 @@ def make_settings(var_dir: Any, **env: str) -> Settings:
         "PETSTORE_RATE_LIMIT": "100000",
         "PETSTORE_LOGIN_RATE_LIMIT": "100000",
         "PETSTORE_ORDER_RATE_LIMIT": "100000",  # tests of the order budget set their own
+        "PETSTORE_REGISTER_RATE_LIMIT": "100000",
+        # Every test client calls from one address, which now counts against the chat budget.
+        "PETSTORE_CHAT_RATE_LIMIT": "100000",
+        # The in-process test client sends Host: testserver; live servers are on 127.0.0.1.
+        "PETSTORE_ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
         "PETSTORE_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256",
         "PETSTORE_ADMIN_USERNAME": ADMIN[0],
         "PETSTORE_ADMIN_PASSWORD": ADMIN[1],
@@ -208,6 +213,7 @@ def server_process(
         "PETSTORE_RATE_LIMIT": "100000",
         "PETSTORE_LOGIN_RATE_LIMIT": "100000",
         "PETSTORE_ORDER_RATE_LIMIT": "100000",
+        "PETSTORE_REGISTER_RATE_LIMIT": "100000",
         "PETSTORE_LOG_LEVEL": "WARNING",
         "PETSTORE_WEBHOOK_WORKER": "0",
         **env_overrides,

@@ -1,13 +1,13 @@
 """ASGI middleware placed in front of Connexion's exception handling.
 
 - RequestContext: puts the container in the scope, assigns X-Request-ID, logs one JSON line.
-- RateLimit: fixed one-minute window per client (token subject, else IP), IETF RateLimit-*
+- RateLimit: fixed one-minute windows per token subject and per IP (both charged), RateLimit-*
   headers on every response, 429 + Retry-After over budget; in-process or Redis. Some paths
-  (chat completions) have a tighter budget of their own on top; login's is per client address.
-- RequestGuard: a syntactically valid Host (400), the spec's method table (405 with a correct
-  Allow), Accept (406), the QUERY method for /pets/search, and the body-size limit (413, per
-  route: image uploads get their own) checked on Content-Length and again while the body
-  streams in, before anything buffers it.
+  (chat completions per minute, registration per hour) have a tighter budget of their own.
+- RequestGuard: a syntactically valid Host that is one of the served names (400), the spec's
+  method table (405 with a correct Allow), Accept (406), the QUERY method for /pets/search,
+  and the body-size limit (413, per route: image uploads get their own) checked on
+  Content-Length and again while the body streams in, before anything buffers it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from connexion.exceptions import ProblemException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.principals import bearer_token, client_address, client_key
+from auth.principals import bearer_token, client_address, client_keys
 from services.shared.ratelimit import RateDecision
 from settings import API_PREFIX
 from web.container import SCOPE_KEY, Container
@@ -102,29 +102,25 @@ def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
 
 
 async def rate_limit(
-    container: Container, scope: Scope, budget: str | None = None, by_address: bool = False
+    container: Container, scope: Scope, budget: str | None = None
 ) -> RateDecision | None:
-    """Count one HTTP request against the per-client budget (services/shared/ratelimit.py):
-    the caller is the token's subject when a valid token is sent (verified once per request),
-    else the client address. ``by_address``: the named budget counts per client address even
-    when a token is sent (login)."""
+    """Count one HTTP request against the per-client budgets (services/shared/ratelimit.py):
+    the token's subject when a valid token is sent (verified once per request) and, always,
+    the client address."""
     limiter = container.rate_limiter
     if not limiter.applies(budget):
         return None
     token = bearer_token(_header(scope, b"authorization"))
     claims = container.auth.verify(token, scope) if token else None
-    address = client_address(scope)
-    return await limiter.hit(
-        client_key(claims, address), budget, client_key(None, address) if by_address else None
-    )
+    return await limiter.hit(client_keys(claims, client_address(scope)), budget)
 
 
 class RateLimitMiddleware:
     """Every REST request under ``prefix`` counts against the per-client budget; a path in
-    ``path_budgets`` (chat completions) also against a tighter budget of its own, a path in
-    ``address_budgets`` (login) against one of its own per client address, and responses
-    there describe whichever is closer to running out (``RateLimit-Policy`` lists both). Paths
-    in ``exclude`` belong to adapters that count their requests themselves (GraphQL)."""
+    ``path_budgets`` (chat completions, login, registration) also against a tighter budget of its
+    own, and responses there describe whichever is closer to running out (``RateLimit-Policy`` lists
+    both). Paths in ``exclude`` belong to adapters that count their requests themselves
+    (GraphQL)."""
 
     def __init__(
         self,
@@ -133,13 +129,11 @@ class RateLimitMiddleware:
         prefix: str = API_PREFIX,
         path_budgets: Iterable[str] = (),
         exclude: Iterable[str] = (),
-        address_budgets: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.container = container
         self.prefix = prefix
-        self.address_budgets = frozenset(address_budgets)
-        self.path_budgets = frozenset(path_budgets) | self.address_budgets
+        self.path_budgets = frozenset(path_budgets)
         self.exclude = frozenset(exclude)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -148,10 +142,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         decision = await rate_limit(
-            self.container,
-            scope,
-            path if path in self.path_budgets else None,
-            by_address=path in self.address_budgets,
+            self.container, scope, path if path in self.path_budgets else None
         )
         if decision is None:
             await self.app(scope, receive, send)
@@ -218,11 +209,17 @@ class RequestGuard:
         query_paths: Iterable[str] = (),
         body_limits: Iterable[tuple[str, str, int]] = (),
         produces: Iterable[tuple[str, set[str]]] = (),
+        allowed_hosts: Iterable[str] | None = None,
     ) -> None:
         """``body_limits``: (path template, method, bytes) for operations whose bodies may be
         larger than ``max_body_bytes`` (image uploads). ``produces``: (path template, media
-        types) beyond JSON that the path's responses declare, for the Accept check."""
+        types) beyond JSON that the path's responses declare, for the Accept check.
+        ``allowed_hosts``: the Host names served (lower-case, any port; IPv6 in brackets);
+        None serves any."""
         self.app = app
+        self.allowed_hosts = (
+            None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
+        )
         self.max_body = max_body_bytes
         self.routes = [(self._compile(base_path + path), methods) for path, methods in routes]
         self.query_paths = {base_path + p for p in query_paths}
@@ -262,10 +259,18 @@ class RequestGuard:
             return
         path, method = scope["path"], scope["method"]
         host = _header(scope, b"host")
-        if host is not None and not _HOST.match(host):
-            # The Host goes into Location and links; a malformed one must never get that far.
-            await send_problem(send, 400, "Invalid Host header.", instance=path)
-            return
+        if host is not None:
+            # The Host goes into Location and links: a malformed or foreign one must never get
+            # that far (a forged Host would otherwise make the API hand out an attacker's URLs).
+            matched = _HOST.match(host)
+            if not matched:
+                await send_problem(send, 400, "Invalid Host header.", instance=path)
+                return
+            if self.allowed_hosts is not None and matched[1].lower() not in self.allowed_hosts:
+                await send_problem(
+                    send, 400, "This server does not serve that Host.", instance=path
+                )
+                return
         if method == "QUERY" and path in self.query_paths:
             scope = {**scope, "method": "POST"}
             method = "POST"

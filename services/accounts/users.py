@@ -368,7 +368,9 @@ class UserService:
         self.roles = roles
 
     async def register(self, principal: Principal, data: NewUser) -> User:
-        """Create User: public; the account joins the caller's tenant."""
+        """Create User: public; the account joins the caller's tenant. Raises Conflict, and
+        Overloaded when the password-hashing queue is full. (Each client address has an hourly
+        registration budget, counted by the rate limiter before any of this runs.)"""
         return await register(self.db, principal.tenant, data)
 
     async def get(self, principal: Principal, user_id: uuid.UUID) -> User:

@@ -11,6 +11,7 @@ Two answerers share one pipeline (safety → retrieval → catalogue → answer)
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import time
@@ -48,6 +49,20 @@ _PROMPT_FRAGMENTS = tuple(
     part.strip()[:30] for part in re.split(r"(?<=[.;:])\s+", SYSTEM_PROMPT) if len(part) > 30
 )
 WITHHELD = " [The rest of this answer was withheld.]"
+DEFAULT_MAX_TOKENS = 1024
+"""Sent upstream (and enforced on its answer) when the caller gives no ``max_tokens``."""
+
+
+def upstream_user(principal: Principal) -> str:
+    """The end-user id an upstream sees (its abuse tracking): a hash of the caller's account,
+    never what the client put in ``user`` (which may be an email address, or someone else's)."""
+    return hashlib.sha256(
+        f"petstore-chat:{principal.tenant}:{principal.subject}".encode()
+    ).hexdigest()
+
+
+def _quotes_instructions(text: str) -> bool:
+    return any(fragment in text for fragment in _PROMPT_FRAGMENTS)
 
 
 @dataclass(frozen=True)
@@ -178,8 +193,10 @@ class ChatService:
         upstream_model: str | None = None,
         limits: ChatLimits | None = None,
         pace_seconds: float = 0.0,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         self.knowledge = knowledge
+        self.default_max_tokens = default_max_tokens
         self.db = db
         self.upstream = upstream
         self.upstream_model = upstream_model
@@ -233,10 +250,14 @@ class ChatService:
             text = compose(emergency, hits, facts, refuse, set(tokenize(question)))
             return self._paced(_PIECE.findall(text))
 
+        relayed = not refuse and self.upstream is not None
+        max_tokens = request.max_tokens
+        if relayed and max_tokens is None:
+            max_tokens = self.default_max_tokens  # an upstream's answer is never unbounded
         source = (
-            embedded()
-            if refuse or self.upstream is None
-            else self._relay(request, emergency, hits, facts)
+            self._relay(principal, request, max_tokens, emergency, hits, facts)
+            if relayed
+            else embedded()
         )
         try:
             first = await anext(source, None)
@@ -256,7 +277,7 @@ class ChatService:
             pet_links=tuple(p.link for p in facts.pets) if facts else (),
             _source=source,
             _first=first,
-            _max_tokens=request.max_tokens,
+            _max_tokens=max_tokens,
             _stats=self.stats,
         )
 
@@ -272,7 +293,9 @@ class ChatService:
 
     async def _relay(
         self,
+        principal: Principal,
         request: ChatRequest,
+        max_tokens: int | None,
         emergency: safety.Emergency | None,
         hits: list[Hit],
         facts: CatalogueFacts | None,
@@ -288,21 +311,26 @@ class ChatService:
         stream = self.upstream.stream(
             self.upstream_model or canonical_model(request.model),
             messages,
-            max_tokens=request.max_tokens,
+            max_tokens=max_tokens,
             temperature=request.temperature,
-            user=request.user,
+            user=upstream_user(principal),
         )
         try:
             # The first upstream piece is awaited before anything is sent, so that a failing
-            # upstream becomes a clean 502/504 instead of a broken stream.
+            # upstream becomes a clean 502/504 instead of a broken stream. It is scanned like
+            # every later batch.
             first = await anext(stream, None)
             notice = _PIECE.findall(emergency.notice()) if emergency else []
+            if _quotes_instructions("".join(first or [])):
+                log.warning("upstream answer quoted the instructions; cut")
+                yield [*notice, WITHHELD]
+                return
             if first or notice:
                 yield notice + (first or [])
             tail = "".join(first or [])[-60:]
             async for batch in stream:
                 window = tail + "".join(batch)
-                if any(fragment in window for fragment in _PROMPT_FRAGMENTS):
+                if _quotes_instructions(window):
                     log.warning("upstream answer quoted the instructions; cut")
                     yield [WITHHELD]
                     return

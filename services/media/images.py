@@ -133,9 +133,18 @@ class ImageService:
         """Every file of a deleted pet (catalogue.pets.PetFiles)."""
         await anyio.to_thread.run_sync(self.media.delete_prefix, pet_prefix(pet_id))
 
-    async def open(self, pet_id: uuid.UUID, name: str, *, body: bool = True) -> ImageFile:
-        """One stored image or thumbnail. Raises NotFound."""
+    async def open(
+        self, principal: Principal, pet_id: uuid.UUID, name: str, *, body: bool = True
+    ) -> ImageFile:
+        """One stored image or thumbnail of a pet in the caller's tenant. Raises NotFound (the
+        same for a pet of another tenant, an unknown pet and an unknown image)."""
         if not IMAGE_NAME.match(name):
+            raise NotFound("image", name)
+
+        def pet_is_visible(session: Session) -> bool:
+            return session.get(Pet, pet_id) is not None  # the tenant filter applies
+
+        if not await self.db.run(principal.tenant, pet_is_visible):
             raise NotFound("image", name)
         key = image_key(pet_id, name)
         digest = name.rsplit(".", 1)[0]

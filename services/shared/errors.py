@@ -76,6 +76,15 @@ class TooManyAttempts(DomainError):
         DomainError.__init__(self, self.detail)
 
 
+class Overloaded(DomainError):
+    """A bounded resource (the password-hashing queue) is full; retry after ``retry_after``
+    seconds. Nothing was done."""
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class PaymentDeclined(DomainError):
     """The payment processor refused the source (e.g. card declined, insufficient funds)."""
 

@@ -1,13 +1,18 @@
 """The per-client request budget, for every protocol: REST calls it from its middleware, other
-adapters call it themselves (one call per request each). Fixed one-minute windows counted in the
-injected store (in-process, or Redis so that every worker shares them).
+adapters call it themselves (one call per request each). Fixed windows (one minute unless a
+budget says otherwise) counted in the injected store (in-process, or Redis so that every worker
+shares them).
 
 Besides the general budget a request may be counted against a named, tighter budget of its own
-(chat completions per caller, login per client address); the decision describes whichever is
-closer to running out."""
+(chat completions and logins per minute, registrations per hour). A request is charged to every
+key of its caller (a token's subject *and* the client address, so that N throwaway accounts
+behind one address do not get N budgets); it is refused when any of them is exhausted, and the
+decision describes whichever is closest to running out."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.shared.throttle import CounterStore
@@ -26,39 +31,51 @@ class RateDecision:
 
 class RateLimiter:
     def __init__(
-        self, counters: CounterStore, per_minute: int, budgets: dict[str, int] | None = None
+        self,
+        counters: CounterStore,
+        per_minute: int,
+        budgets: dict[str, int | tuple[int, int]] | None = None,
     ) -> None:
         """``per_minute``: the general budget (0: none). ``budgets``: extra named budgets
-        (name → requests per minute; 0 or less: none)."""
+        (name → requests per minute, or (requests, window in seconds); 0 requests: none)."""
         self.counters = counters
         self.per_minute = per_minute
-        self.budgets = {name: n for name, n in (budgets or {}).items() if n > 0}
+        self.budgets: dict[str, tuple[int, int]] = {}
+        for name, value in (budgets or {}).items():
+            limit, window = value if isinstance(value, tuple) else (value, WINDOW_SECONDS)
+            if limit > 0:
+                self.budgets[name] = (limit, window)
 
     def applies(self, budget: str | None = None) -> bool:
         return self.per_minute > 0 or (budget is not None and budget in self.budgets)
 
     async def hit(
-        self, client: str, budget: str | None = None, budget_client: str | None = None
+        self, clients: str | Sequence[str], budget: str | None = None
     ) -> RateDecision | None:
-        """Count one request by ``client`` (see auth.principals.client_key); None when no budget
-        applies. The named ``budget`` counts against ``budget_client`` when given (login's
-        budget is per client address, whoever the token says the caller is)."""
-        counted: list[tuple[int, int, int]] = []  # (limit, count, reset)
+        """Count one request against each of the caller's keys (auth.principals.client_keys),
+        in the general budget and in ``budget`` if it names one; None when no budget applies.
+        Exceeded when any key is over any budget."""
+        keys = [clients] if isinstance(clients, str) else list(clients)
+        limits: list[tuple[str, int, int]] = []  # (counter prefix, limit, window)
         if self.per_minute > 0:
-            count, reset = await self.counters.increment("rl:" + client, WINDOW_SECONDS)
-            counted.append((self.per_minute, count, reset))
+            limits.append(("rl:", self.per_minute, WINDOW_SECONDS))
         if budget is not None and budget in self.budgets:
-            count, reset = await self.counters.increment(
-                f"rl:{budget}:{budget_client or client}", WINDOW_SECONDS
-            )
-            counted.append((self.budgets[budget], count, reset))
-        if not counted:
+            limits.append((f"rl:{budget}:", *self.budgets[budget]))
+        if not limits:
             return None
+        pairs = [(prefix + key, limit, window) for prefix, limit, window in limits for key in keys]
+        results = await asyncio.gather(
+            *(self.counters.increment(key, window) for key, _, window in pairs)
+        )
+        counted = [
+            (limit, count, reset)
+            for (_, limit, _), (count, reset) in zip(pairs, results, strict=True)
+        ]
         limit, count, reset = min(counted, key=lambda b: (b[0] - b[1], -b[2]))
         return RateDecision(
             limit=limit,
             remaining=max(limit - count, 0),
             reset=reset,
-            policy=", ".join(f"{b[0]};w={WINDOW_SECONDS}" for b in counted),
+            policy=", ".join(f"{n};w={w}" for _, n, w in limits),
             exceeded=count > limit,
         )

@@ -194,5 +194,6 @@ class TestHostHeader:
 
         app = create_app(settings.with_overrides(public_url="https://api.example.org"))
         with app.test_client() as client:
-            r = client.get("/v1/pets", headers={"Host": "evil.example"})
+            r = client.get("/v1/pets", headers={"Host": "localhost:8080"})
+            assert client.get("/v1/pets", headers={"Host": "evil.example"}).status_code == 400
         assert r.json()["links"]["self"].startswith("https://api.example.org/v1/pets?")

@@ -192,7 +192,7 @@ class TestUpload:
             [name, f"{digest}-128.webp", f"{digest}-512.webp"]
         )
 
-        got = api.client.get(url)
+        got = api.client.get(url, headers=api.headers())
         assert got.status_code == 200
         assert got.headers["content-type"] == "image/jpeg"
         assert got.headers["etag"] == f'"{digest}"'
@@ -209,7 +209,7 @@ class TestUpload:
         assert pixel(clean, (16, 58))[0] > 150
 
         for side in (512, 128):
-            thumb = api.client.get(url.replace(".jpg", f"-{side}.webp"))
+            thumb = api.client.get(url.replace(".jpg", f"-{side}.webp"), headers=api.headers())
             assert thumb.status_code == 200
             assert thumb.headers["content-type"] == "image/webp"
             assert thumb.headers["etag"] == f'"{digest}-{side}"'
@@ -223,12 +223,16 @@ class TestUpload:
         r = upload(api, pet["id"], jpeg((1600, 900)))
         assert r.status_code == 201, r.text
         url = r.headers["location"]
-        assert open_image(api.client.get(url).content).size == (1600, 900)
-        assert open_image(api.client.get(url.replace(".jpg", "-512.webp")).content).size == (
+        assert open_image(api.client.get(url, headers=api.headers()).content).size == (1600, 900)
+        assert open_image(
+            api.client.get(url.replace(".jpg", "-512.webp"), headers=api.headers()).content
+        ).size == (
             512,
             288,
         )
-        assert open_image(api.client.get(url.replace(".jpg", "-128.webp")).content).size == (
+        assert open_image(
+            api.client.get(url.replace(".jpg", "-128.webp"), headers=api.headers()).content
+        ).size == (
             128,
             72,
         )
@@ -240,7 +244,7 @@ class TestUpload:
         info.add_text("Comment", "secret location")
         r = upload(api, pet["id"], png(pnginfo=info), content_type="image/png", filename="a.png")
         assert r.status_code == 201, r.text
-        got = api.client.get(r.headers["location"])
+        got = api.client.get(r.headers["location"], headers=api.headers())
         assert got.headers["content-type"] == "image/png"
         im = open_image(got.content)
         assert im.mode == "RGBA"
@@ -258,7 +262,7 @@ class TestUpload:
         )
         assert r.status_code == 201, r.text
         assert r.headers["location"].endswith(".webp")
-        got = api.client.get(r.headers["location"])
+        got = api.client.get(r.headers["location"], headers=api.headers())
         assert got.headers["content-type"] == "image/webp"
 
     def test_same_image_twice_is_one_photo(
@@ -292,7 +296,7 @@ class TestUpload:
         assert api.request("DELETE", f"/pets/{pet['id']}", api.admin_token()).status_code == 204
         assert stored_files(settings, pet["id"]) == []
         assert not (Path(settings.media_dir) / "pets" / pet["id"]).exists()
-        assert api.client.get(url).status_code == 404
+        assert api.client.get(url, headers=api.headers()).status_code == 404
 
     def test_photo_limit_is_409_and_stores_nothing(
         self, api: Api, settings: Settings, pet: dict[str, Any]
@@ -354,7 +358,7 @@ def test_accepted_variant(
 ) -> None:
     r = upload(api, pet["id"], build(), content_type="application/octet-stream")
     assert r.status_code == 201, r.text
-    im = open_image(api.client.get(r.headers["location"]).content)
+    im = open_image(api.client.get(r.headers["location"], headers=api.headers()).content)
     assert im.format == fmt
     assert im.mode == mode
     assert getattr(im, "n_frames", 1) == 1
@@ -564,24 +568,56 @@ class TestFormAndAuth:
 class TestGetImage:
     def test_304_for_a_matching_if_none_match(self, api: Api, pet: dict[str, Any]) -> None:
         url = upload(api, pet["id"], jpeg()).headers["location"]
-        etag = api.client.get(url).headers["etag"]
-        r = api.client.get(url, headers={"If-None-Match": f'"other", {etag}'})
+        etag = api.client.get(url, headers=api.headers()).headers["etag"]
+        r = api.client.get(url, headers={**api.headers(), "If-None-Match": f'"other", {etag}'})
         assert r.status_code == 304
         assert r.content == b""
         assert r.headers["etag"] == etag
         assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
-        assert api.client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
+        assert (
+            api.client.get(url, headers={**api.headers(), "If-None-Match": '"other"'}).status_code
+            == 200
+        )
 
     def test_accept_image_types(self, api: Api, pet: dict[str, Any]) -> None:
         url = upload(api, pet["id"], jpeg()).headers["location"]
-        assert api.client.get(url, headers={"Accept": "image/*"}).status_code == 200
-        assert api.client.get(url, headers={"Accept": "image/jpeg"}).status_code == 200
-        assert api.client.get(url, headers={"Accept": "text/html"}).status_code == 406
+        assert (
+            api.client.get(url, headers={**api.headers(), "Accept": "image/*"}).status_code == 200
+        )
+        assert (
+            api.client.get(url, headers={**api.headers(), "Accept": "image/jpeg"}).status_code
+            == 200
+        )
+        assert (
+            api.client.get(url, headers={**api.headers(), "Accept": "text/html"}).status_code == 406
+        )
 
     def test_404_unknown_image(self, api: Api, pet: dict[str, Any]) -> None:
         r = api.client.get(f"/v1/pets/{pet['id']}/images/{'a' * 64}.jpg")
         assert r.status_code == 404
         assert r.headers["content-type"] == "application/problem+json"
+
+    def test_another_tenants_image_is_404(
+        self, api: Api, client: Any, settings: Settings, pet: dict[str, Any]
+    ) -> None:
+        """The image of a pet in one tenant, read with another tenant's header or token or with
+        none (the shared pool), is not found, whatever the name and validators."""
+        url = upload(api, pet["id"], jpeg()).headers["location"]
+        path = url.removeprefix("http://testserver")
+        etag = api.client.get(path, headers=api.headers()).headers["etag"]
+        other = Api(client, settings, str(uuid.uuid4()))
+        _, token = other.user_token()
+        for headers in (other.headers(), other.headers(token), {}):
+            for extra in ({}, {"If-None-Match": etag}):
+                r = client.get(path, headers={**headers, **extra})
+                assert r.status_code == 404, (headers, extra)
+                assert r.headers["content-type"] == "application/problem+json"
+                assert r.json()["detail"] == (
+                    f"The requested image with ID '{path.rsplit('/', 1)[1]}' was not found."
+                )
+        thumb = path.replace(".jpg", "-128.webp")
+        assert client.get(thumb, headers=other.headers()).status_code == 404
+        assert client.get(thumb, headers=api.headers()).status_code == 200
 
     def test_400_for_a_name_that_is_not_an_image_name(self, api: Api, pet: dict[str, Any]) -> None:
         r = api.client.get(f"/v1/pets/{pet['id']}/images/..%2F..%2Fjwt-secret")

@@ -89,21 +89,21 @@ def test_upload_serve_and_delete_through_s3(s3_api: Api, s3: Any) -> None:
     body = stored["Body"].read()
     assert b"SecretCam" not in body
 
-    got = s3_api.client.get(r.headers["location"])
+    got = s3_api.client.get(r.headers["location"], headers=s3_api.headers())
     assert got.status_code == 200
     assert got.content == body
     assert got.headers["content-type"] == "image/jpeg"
     assert got.headers["etag"] == f'"{digest}"'
     assert (
         s3_api.client.get(
-            r.headers["location"], headers={"If-None-Match": f'"{digest}"'}
+            r.headers["location"], headers={**s3_api.headers(), "If-None-Match": f'"{digest}"'}
         ).status_code
         == 304
     )
 
     assert s3_api.request("DELETE", f"/pets/{pet['id']}", token).status_code == 204
     assert keys(s3, pet["id"]) == []
-    assert s3_api.client.get(r.headers["location"]).status_code == 404
+    assert s3_api.client.get(r.headers["location"], headers=s3_api.headers()).status_code == 404
 
 
 def test_refused_file_leaves_the_bucket_untouched(s3_api: Api, s3: Any) -> None:

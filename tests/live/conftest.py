@@ -33,6 +33,7 @@ def server_env(var: Path, **extra: str) -> dict[str, str]:
         "PETSTORE_RATE_LIMIT": "0",
         "PETSTORE_CHAT_RATE_LIMIT": "0",
         "PETSTORE_LOGIN_RATE_LIMIT": "0",  # logins per address per minute
+        "PETSTORE_REGISTER_RATE_LIMIT": "0",
         "PETSTORE_ADMIN_USERNAME": ADMIN[0],
         "PETSTORE_ADMIN_PASSWORD": ADMIN[1],
         "PETSTORE_LOG_LEVEL": "WARNING",

@@ -3,7 +3,7 @@
 It streams a reply that reports what it was sent, so tests can check that the retrieval context
 reached it. The last user message picks a behaviour: ``#fail`` → 500, ``#slow`` → answers after
 5 s, ``#break`` → three good chunks, then a malformed one; ``#leak`` → recites its system
-message."""
+message; ``#leakfirst`` → recites it in its first write; ``#hugeline`` → one 200 kB event."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def _report(body: dict[str, Any]) -> str:
     links = re.findall(r"https?://\S+/pets/[0-9a-f-]+", system[0]) if system else []
     return (
         f"model={body['model']} systems={len(system)} turns={len(messages) - len(system)} "
-        f"max_tokens={body.get('max_tokens')} sections={'|'.join(c.strip() for c in cited)} "
+        f"max_tokens={body.get('max_tokens')} user={body.get('user')} "
+        f"sections={'|'.join(c.strip() for c in cited)} "
         f"pets={' '.join(links)} prompt_starts={system[0][:20] if system else ''!r}"
     )
 
@@ -55,10 +56,18 @@ async def completions(request: Request) -> Response:
         await asyncio.sleep(5)
 
     async def stream() -> AsyncIterator[bytes]:
+        if "#leakfirst" in last:  # the instructions recited in the very first write
+            yield _chunk("Sure! " + body["messages"][0]["content"][:200])
+            yield b"data: [DONE]\n\n"
+            return
         if "#leak" in last:  # a model that recites its instructions, word by word
             for word in re.findall(r"\S+\s*", "Sure! " + body["messages"][0]["content"]):
                 yield _chunk(word)
                 await asyncio.sleep(0.001)
+            yield b"data: [DONE]\n\n"
+            return
+        if "#hugeline" in last:  # one well-formed event far longer than any delta
+            yield _chunk("x" * 200_000)
             yield b"data: [DONE]\n\n"
             return
         if "#break" in last:  # good chunks and the bad one in a single write

@@ -5,6 +5,7 @@ disconnects, and 200 concurrent streams on one worker."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import time
 import uuid
@@ -16,7 +17,8 @@ import orjson
 import pytest
 
 from auth.tokens import TokenService
-from services.chat.service import SYSTEM_PROMPT
+from infra.llm import MAX_LINE_BYTES
+from services.chat.service import SYSTEM_PROMPT, WITHHELD
 from settings import Settings
 from tests.live.conftest import SECRET, Live, threaded_server
 
@@ -180,6 +182,36 @@ class TestUpstream:
         assert text.endswith("[The rest of this answer was withheld.]")
         assert len(text) < len("Sure! ") + 30 + 60
         assert SYSTEM_PROMPT[:40] not in text
+
+    def test_instructions_in_the_first_upstream_batch_are_cut_too(self, relayed: Live) -> None:
+        reply = sdk(relayed).chat.completions.create(
+            model="pet-advisor-1", messages=[{"role": "user", "content": "hello #leakfirst"}]
+        )
+        text = reply.choices[0].message.content or ""
+        assert text == WITHHELD
+        assert SYSTEM_PROMPT[:30] not in text
+
+    def test_the_upstream_gets_a_default_max_tokens_and_a_hashed_user(self, relayed: Live) -> None:
+        reply = sdk(relayed).chat.completions.create(
+            model="pet-advisor-1",
+            messages=[{"role": "user", "content": QUESTION}],
+            user="alice@example.com",
+        )
+        text = reply.choices[0].message.content or ""
+        hashed = hashlib.sha256(f"petstore-chat::{relayed.user_id}".encode()).hexdigest()
+        assert f"max_tokens=1024 user={hashed} " in text
+        assert "alice" not in text
+
+    def test_an_upstream_line_over_the_limit_is_a_502(self, relayed: Live) -> None:
+        r = httpx.post(
+            f"{relayed.base}/chat/completions",
+            json={"model": "pet-advisor-1", "messages": [{"role": "user", "content": "#hugeline"}]},
+            headers={"Authorization": f"Bearer {relayed.token}"},
+        )
+        assert r.status_code == 502
+        assert r.json()["detail"] == (
+            f"The language model service sent a line longer than {MAX_LINE_BYTES} bytes."
+        )
 
     def test_upstream_error_is_a_502_problem(self, relayed: Live) -> None:
         r = httpx.post(

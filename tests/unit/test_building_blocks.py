@@ -115,3 +115,28 @@ def test_generated_signing_key_is_kept_and_never_empty(tmp_path: Path) -> None:
     (tmp_path / "jwt-secret").write_text("")
     with pytest.raises(ValueError, match="is empty"):
         Settings.from_env({"PETSTORE_VAR_DIR": str(tmp_path)})
+
+
+def test_memory_counter_increments_never_rescan_every_key() -> None:
+    """Expiry is lazy and ordered: an increment visits only windows that have ended, each once,
+    however many keys are live (the store used to rescan all of them past 100,000 keys)."""
+    now = [1000.0]
+    store = MemoryCounterStore(clock=lambda: now[0])
+    live = 120_000
+
+    async def go() -> None:
+        for i in range(live):
+            await store.increment(f"ip:{i}", 60)
+        assert store.visited == 0
+        for i in range(1000):
+            await store.increment(f"fresh:{i}", 60)  # nothing has expired: nothing is visited
+        assert store.visited == 0
+        now[0] += 61
+        await store.increment("after", 60)  # every ended window is dropped, once
+        assert store.visited == live + 1000
+        assert len(store) == 1
+        for i in range(1000):
+            await store.increment(f"later:{i}", 60)
+        assert store.visited == live + 1000  # and never visited again
+
+    asyncio.run(go())
