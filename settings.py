@@ -23,6 +23,14 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _ports(value: str) -> frozenset[int]:
+    """A comma-separated list of TCP ports (``443,8443``)."""
+    ports = frozenset(int(p) for p in value.replace(" ", "").split(",") if p)
+    if not ports or not all(0 < p < 65536 for p in ports):
+        raise ValueError(f"PETSTORE_WEBHOOK_ALLOWED_PORTS: not a list of ports: {value!r}")
+    return ports
+
+
 def _load_or_create_secret(path: Path) -> str:
     """Embedded default: a random signing key generated once and kept under var/ (mode 0600).
 
@@ -75,6 +83,12 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_timeout_seconds: float = 10.0
     webhook_allow_loopback: bool = False
+    webhook_allowed_ports: frozenset[int] = frozenset({80, 443})
+    webhook_concurrency: int = 32
+    webhook_per_host: int = 4
+    webhook_retention_days: float = 30.0
+    callbacks_per_order: int = 5
+    callbacks_per_hour: int = 20
     knowledge_dir: Path = ROOT / "knowledge"
     chat_rate_limit_per_minute: int = 20
     chat_pace_ms: int = 0
@@ -97,6 +111,10 @@ class Settings:
     @property
     def order_hold(self) -> timedelta:
         return timedelta(seconds=self.order_hold_seconds)
+
+    @property
+    def webhook_retention(self) -> timedelta:
+        return timedelta(days=self.webhook_retention_days)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -128,6 +146,12 @@ class Settings:
             webhook_max_attempts=int(env.get("PETSTORE_WEBHOOK_MAX_ATTEMPTS", 8)),
             webhook_timeout_seconds=float(env.get("PETSTORE_WEBHOOK_TIMEOUT_SECONDS", 10.0)),
             webhook_allow_loopback=_bool(env.get("PETSTORE_WEBHOOK_ALLOW_LOOPBACK"), False),
+            webhook_allowed_ports=_ports(env.get("PETSTORE_WEBHOOK_ALLOWED_PORTS") or "80,443"),
+            webhook_concurrency=max(1, int(env.get("PETSTORE_WEBHOOK_CONCURRENCY", 32))),
+            webhook_per_host=max(1, int(env.get("PETSTORE_WEBHOOK_PER_HOST", 4))),
+            webhook_retention_days=float(env.get("PETSTORE_WEBHOOK_RETENTION_DAYS", 30)),
+            callbacks_per_order=int(env.get("PETSTORE_CALLBACKS_PER_ORDER", 5)),
+            callbacks_per_hour=int(env.get("PETSTORE_CALLBACKS_PER_HOUR", 20)),
             knowledge_dir=Path(env.get("PETSTORE_KNOWLEDGE_DIR") or ROOT / "knowledge"),
             chat_rate_limit_per_minute=int(env.get("PETSTORE_CHAT_RATE_LIMIT", 20)),
             chat_pace_ms=int(env.get("PETSTORE_CHAT_PACE_MS", 0)),

@@ -7,7 +7,6 @@ a corrected or repeated request with it runs again."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from starlette.responses import Response
 from handlers._context import container
 from handlers.problems import domain_problem
 from services.shared import idempotency as keys
+from services.shared import secrets
 from services.shared.errors import DomainError, InvalidInput
 from services.shared.principal import Principal
 
@@ -49,9 +49,7 @@ def _fingerprint(operation: str, payload: Any) -> str:
 def _cipher() -> Fernet:
     """Stored responses are encrypted at rest: a guest's first response holds the order's
     guestToken, which the database must not keep in clear (it keeps only its hash otherwise)."""
-    secret = container().settings.jwt_secret.encode()
-    key = hmac.new(secret, b"petstore idempotency-key bodies v1", hashlib.sha256).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+    return secrets.fernet(container().settings.jwt_secret, b"petstore idempotency-key bodies v1")
 
 
 def _stored(response: Response) -> keys.StoredResponse:

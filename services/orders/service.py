@@ -24,8 +24,9 @@ class OrderService:
         hold: timedelta = DEFAULT_HOLD,
         receipt_base: str = "",
     ) -> None:
-        """``receipt_base``: the API base that system jobs put in receipt links (a request
-        passes its own)."""
+        """``receipt_base``: the API base of the links inside event payloads (the receipt link
+        in ``payment.succeeded``): PETSTORE_PUBLIC_URL's, or the bare API prefix (a relative
+        link); never the request's Host, which a caller chooses."""
         self.db = db
         self.processor = processor
         self.hold = hold
@@ -60,16 +61,10 @@ class OrderService:
         access: OrderAccess,
         order_id: uuid.UUID,
         payment: PaymentInput,
-        receipt_base: str | None = None,
     ) -> PaidOrder:
         check_access(access, "write:orders")
         return await payments.pay_order(
-            self.db,
-            self.processor,
-            access,
-            order_id,
-            payment,
-            self.receipt_base if receipt_base is None else receipt_base,
+            self.db, self.processor, access, order_id, payment, self.receipt_base
         )
 
     async def housekeeping(self) -> None:
