@@ -288,10 +288,13 @@ async def run_worker(
         busy[host] -= 1
         if not busy[host]:
             del busy[host]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("webhook delivery failed", exc_info=task.exception())
         finished.set()
 
     try:
         while True:
+            finished.clear()  # a delivery finishing from here on wakes the wait below
             started = 0
             free = policy.concurrency - len(running)
             if free > 0:
@@ -309,7 +312,6 @@ async def run_worker(
                     started += 1
             if started and len(running) < policy.concurrency:
                 continue  # more may be due (other hosts)
-            finished.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), poll_seconds)
     finally:
