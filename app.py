@@ -48,9 +48,10 @@ from services.media.imaging import ImageLimits
 from services.orders.service import ORDER_BUDGET, OrderService
 from services.shared import idempotency
 from services.shared.ratelimit import RateLimiter
+from services.shared.secrets import SecretBox
 from services.shared.throttle import FailureThrottle
 from services.webhooks import delivery
-from services.webhooks.subscriptions import WebhookService
+from services.webhooks.subscriptions import CallbackLimits, UrlPolicy, WebhookService
 from settings import API_PREFIX, ROOT, Settings, make_private_dir
 from web.container import Container
 from web.middleware import (
@@ -113,9 +114,11 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
 
 async def _housekeeping(container: Container) -> None:
     """Settle payments an interrupted request left PROCESSING; refund voided payments still
-    owed; cancel unpaid orders past their hold; forget idempotency keys older than 24 h."""
+    owed; cancel unpaid orders past their hold; forget idempotency keys older than 24 h; purge
+    webhook deliveries delivered or dead longer than the retention period."""
     await container.orders.housekeeping()
     await idempotency.purge_expired(container.db)
+    await delivery.purge_finished(container.db, container.settings.webhook_retention)
 
 
 def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
@@ -124,6 +127,10 @@ def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
         backoff_base=settings.webhook_backoff_seconds,
         timeout_seconds=settings.webhook_timeout_seconds,
         allow_loopback=settings.webhook_allow_loopback,
+        allowed_ports=settings.webhook_allowed_ports,
+        secrets=SecretBox(settings.jwt_secret),
+        concurrency=settings.webhook_concurrency,
+        per_host=settings.webhook_per_host,
     )
 
 
@@ -202,7 +209,13 @@ def build_container(settings: Settings) -> Container:
             ),
             roles,
         ),
-        webhooks=WebhookService(db, allow_loopback=settings.webhook_allow_loopback),
+        webhooks=WebhookService(
+            db,
+            SecretBox(settings.jwt_secret),
+            counters,
+            urls=UrlPolicy(settings.webhook_allow_loopback, settings.webhook_allowed_ports),
+            callbacks=CallbackLimits(settings.callbacks_per_order, settings.callbacks_per_hour),
+        ),
         chat=chat,
         upstream=upstream,
         images=images,

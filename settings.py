@@ -39,6 +39,14 @@ def make_private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
+def _ports(value: str) -> frozenset[int]:
+    """A comma-separated list of TCP ports (``443,8443``)."""
+    ports = frozenset(int(p) for p in value.replace(" ", "").split(",") if p)
+    if not ports or not all(0 < p < 65536 for p in ports):
+        raise ConfigError(f"PETSTORE_WEBHOOK_ALLOWED_PORTS: not a list of ports: {value!r}")
+    return ports
+
+
 def _load_or_create_secret(path: Path) -> str:
     """Embedded default: a random signing key generated once and kept under var/ (mode 0600,
     var/ itself 0700 when it is created here).
@@ -110,6 +118,12 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_timeout_seconds: float = 10.0
     webhook_allow_loopback: bool = False
+    webhook_allowed_ports: frozenset[int] = frozenset({80, 443})
+    webhook_concurrency: int = 32
+    webhook_per_host: int = 4
+    webhook_retention_days: float = 30.0
+    callbacks_per_order: int = 5
+    callbacks_per_hour: int = 20
     knowledge_dir: Path = ROOT / "knowledge"
     chat_rate_limit_per_minute: int = 20
     chat_pace_ms: int = 0
@@ -161,6 +175,10 @@ class Settings:
         """A guest order's hold: the shorter of the two settings."""
         return timedelta(seconds=min(self.order_hold_seconds, self.guest_hold_seconds))
 
+    @property
+    def webhook_retention(self) -> timedelta:
+        return timedelta(days=self.webhook_retention_days)
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
@@ -205,6 +223,12 @@ class Settings:
             webhook_max_attempts=int(env.get("PETSTORE_WEBHOOK_MAX_ATTEMPTS", 8)),
             webhook_timeout_seconds=float(env.get("PETSTORE_WEBHOOK_TIMEOUT_SECONDS", 10.0)),
             webhook_allow_loopback=_bool(env.get("PETSTORE_WEBHOOK_ALLOW_LOOPBACK"), False),
+            webhook_allowed_ports=_ports(env.get("PETSTORE_WEBHOOK_ALLOWED_PORTS") or "80,443"),
+            webhook_concurrency=max(1, int(env.get("PETSTORE_WEBHOOK_CONCURRENCY", 32))),
+            webhook_per_host=max(1, int(env.get("PETSTORE_WEBHOOK_PER_HOST", 4))),
+            webhook_retention_days=float(env.get("PETSTORE_WEBHOOK_RETENTION_DAYS", 30)),
+            callbacks_per_order=int(env.get("PETSTORE_CALLBACKS_PER_ORDER", 5)),
+            callbacks_per_hour=int(env.get("PETSTORE_CALLBACKS_PER_HOUR", 20)),
             knowledge_dir=Path(env.get("PETSTORE_KNOWLEDGE_DIR") or ROOT / "knowledge"),
             chat_rate_limit_per_minute=int(env.get("PETSTORE_CHAT_RATE_LIMIT", 20)),
             chat_pace_ms=int(env.get("PETSTORE_CHAT_PACE_MS", 0)),

@@ -13,7 +13,6 @@ or another guest could replay its response (and the guestToken in it)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -31,6 +30,7 @@ from auth.principals import client_address
 from handlers._context import container
 from handlers.problems import domain_problem
 from services.shared import idempotency as keys
+from services.shared import secrets
 from services.shared.errors import (
     DomainError,
     FieldError,
@@ -94,9 +94,7 @@ def _fingerprint(operation: str, payload: Any) -> str:
 def _cipher() -> Fernet:
     """Stored responses are encrypted at rest: a guest's first response holds the order's
     guestToken, which the database must not keep in clear (it keeps only its hash otherwise)."""
-    secret = container().settings.jwt_secret.encode()
-    key = hmac.new(secret, b"petstore idempotency-key bodies v1", hashlib.sha256).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+    return secrets.fernet(container().settings.jwt_secret, b"petstore idempotency-key bodies v1")
 
 
 def _stored(response: Response) -> keys.StoredResponse:

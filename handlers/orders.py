@@ -48,7 +48,7 @@ async def pay_order(id: uuid.UUID, body: dict[str, Any]) -> Response:  # noqa: A
     payment = load_payment(body)
 
     async def produce() -> Response:
-        paid = await container().orders.pay(access, order_id, payment, api_base())
+        paid = await container().orders.pay(access, order_id, payment)
         return json_response(dump_payment(paid.payment, api_base()))
 
     return await idempotent(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from connexion import request as connexion_request
 from starlette.responses import Response
 
 from handlers._access import order_access
@@ -59,7 +60,10 @@ async def callback_example(id: uuid.UUID, body: dict[str, Any]) -> Response:  # 
     request = service.CallbackRequest(
         body["callbackUrl"], body["amount"], body["currency"], body["timestamp"]
     )
-    queued = await container().webhooks.callback(await order_access(), uuid.UUID(str(id)), request)
+    client = connexion_request.scope.get("client")
+    queued = await container().webhooks.callback(
+        await order_access(), uuid.UUID(str(id)), request, client[0] if client else None
+    )
     return json_response(
         {"message": "Callback enqueued", "callbackId": str(queued.delivery_id),
          "secret": queued.secret},

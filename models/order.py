@@ -46,5 +46,7 @@ class Order(TenantScoped, Base):
     currency: Mapped[str] = mapped_column(String(3))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
+    callbacks_registered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Callback Example requests accepted for this order, ever (capped per order)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -12,7 +12,8 @@ from models.base import Base, TenantScoped, UTCDateTime, utcnow, uuid7
 
 class WebhookSubscription(TenantScoped, Base):
     """A user's endpoint for events. ``secret`` signs every delivery (HMAC-SHA256); it is
-    returned once, when the subscription is created."""
+    returned once, when the subscription is created, and stored sealed
+    (services/shared/secrets.py)."""
 
     __tablename__ = "webhook_subscriptions"
 
@@ -22,7 +23,7 @@ class WebhookSubscription(TenantScoped, Base):
     )
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[str]] = mapped_column(JSON)
-    secret: Mapped[str] = mapped_column(String(128))
+    secret: Mapped[str] = mapped_column(String(255))  # sealed
     description: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -55,7 +56,9 @@ class WebhookDelivery(TenantScoped, Base):
         Uuid(), ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), index=True
     )
     url: Mapped[str] = mapped_column(String(2048))
-    secret: Mapped[str | None] = mapped_column(String(128))  # callbacks (no subscription)
+    host: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    """The URL's ``host:port``: the delivery pool's per-host concurrency limit counts by it."""
+    secret: Mapped[str | None] = mapped_column(String(255))  # callbacks (no subscription); sealed
     status: Mapped[str] = mapped_column(String(16))  # PENDING | DELIVERING | DELIVERED | DEAD
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -17,6 +17,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)
+    """When the request arrived (time.monotonic)."""
 
     @property
     def json(self) -> Any:

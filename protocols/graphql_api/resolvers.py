@@ -228,7 +228,5 @@ async def resolve_pay_order(
     ctx = _ctx(info)
     [(kind, source)] = input["source"].items()
     body = {**input, "source": {"object": _SOURCE_OBJECTS[kind], **source}}
-    paid = await ctx.container.orders.pay(
-        ctx.order_access(), _uuid(id, "id"), load_payment(body), ctx.api_base
-    )
+    paid = await ctx.container.orders.pay(ctx.order_access(), _uuid(id, "id"), load_payment(body))
     return dump_payment(paid.payment, ctx.api_base)

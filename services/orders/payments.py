@@ -112,8 +112,8 @@ async def pay_order(
     receipt_base: str = "",
 ) -> PaidOrder:
     """Raises NotFound, Conflict (not payable / payment in flight), InvalidInput (source, amount),
-    PaymentDeclined, PaymentProcessorError. ``receipt_base`` is the API base URL for the receipt
-    link in the ``payment.succeeded`` event."""
+    PaymentDeclined, PaymentProcessorError. ``receipt_base`` is the configured API base for the
+    receipt link in the ``payment.succeeded`` event (never one taken from a request)."""
     tenant = access.principal.tenant
 
     def start(session: Session) -> Payment:
@@ -208,7 +208,7 @@ def _settle(
                     "id": str(paid.id),
                     "amount": f"{paid.amount:.2f}",
                     "currency": paid.currency,
-                    "source": paid.source,
+                    "source": events.event_source(paid.source),
                     "status": paid.status,
                     "createdAt": events.rfc3339(paid.created_at),
                 },

@@ -45,10 +45,11 @@ class OrderService:
         budget: RateLimiter | None = None,
         client_secret: bytes = b"",
     ) -> None:
-        """``receipt_base``: the API base that system jobs put in receipt links (a request
-        passes its own). ``max_unpaid``: unpaid orders one client may hold (0: no cap).
-        ``budget``: counts Place Order per client against its ``ORDER_BUDGET``.
-        ``client_secret``: keys the hash under which a guest's address is kept."""
+        """``receipt_base``: the API base of the links inside event payloads (the receipt link
+        in ``payment.succeeded``): PETSTORE_PUBLIC_URL's, or the bare API prefix (a relative
+        link); never the request's Host, which a caller chooses. ``max_unpaid``: unpaid orders one
+        client may hold (0: no cap). ``budget``: counts Place Order per client against its
+        ``ORDER_BUDGET``. ``client_secret``: keys the hash under which a guest's address is kept."""
         self.db = db
         self.processor = processor
         self.hold = hold
@@ -106,16 +107,10 @@ class OrderService:
         access: OrderAccess,
         order_id: uuid.UUID,
         payment: PaymentInput,
-        receipt_base: str | None = None,
     ) -> PaidOrder:
         check_access(access, "write:orders")
         return await payments.pay_order(
-            self.db,
-            self.processor,
-            access,
-            order_id,
-            payment,
-            self.receipt_base if receipt_base is None else receipt_base,
+            self.db, self.processor, access, order_id, payment, self.receipt_base
         )
 
     async def housekeeping(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -24,6 +25,16 @@ PAYMENT_SUCCEEDED = "payment.succeeded"
 ORDER_PROCESSED = "order.processed"
 EVENT_TYPES = (ORDER_STATUS_CHANGED, PAYMENT_SUCCEEDED)
 """Events a subscription can ask for (order.processed goes only to a callback URL)."""
+
+
+def host_of(url: str) -> str:
+    """A delivery's host for the delivery pool's per-host limit: ``host:port``, lower-cased."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    return f"{(parts.hostname or '').lower()}:{port}"
 
 
 def rfc3339(value: datetime) -> str:
@@ -43,6 +54,18 @@ def order_snapshot(order: Order) -> dict[str, Any]:
         "createdAt": rfc3339(order.created_at),
         "updatedAt": rfc3339(order.updated_at),
     }
+
+
+EVENT_SOURCE_FIELDS = frozenset(
+    {"object", "number", "last4", "brand", "country", "accountHolderType", "iban",
+     "routingNumber", "accountNumber"}
+)  # fmt: skip
+"""What a ``payment.succeeded`` event shows of the (already masked) payment source: no
+cardholder or account holder name, billing address or expiry date."""
+
+
+def event_source(source: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in source.items() if k in EVENT_SOURCE_FIELDS}
 
 
 def _record(
@@ -88,6 +111,7 @@ def publish(session: Session, order: Order, event_type: str, data: dict[str, Any
                     event_id=event.id,
                     subscription_id=subscription.id,
                     url=subscription.url,
+                    host=host_of(subscription.url),
                     status=DeliveryStatus.PENDING,
                     attempts=0,
                     next_attempt_at=now,
@@ -100,7 +124,8 @@ def publish(session: Session, order: Order, event_type: str, data: dict[str, Any
 def enqueue_callback(
     session: Session, order: Order, url: str, secret: str, data: dict[str, Any]
 ) -> WebhookDelivery:
-    """A one-off ``order.processed`` callback to a caller-supplied (already checked) URL."""
+    """A one-off ``order.processed`` callback to a caller-supplied (already checked) URL;
+    ``secret`` as stored (sealed)."""
     event = _record(session, order.tenant_id, ORDER_PROCESSED, data, order.user_id)
     now = utcnow()
     delivery = WebhookDelivery(
@@ -109,6 +134,7 @@ def enqueue_callback(
         event_id=event.id,
         subscription_id=None,
         url=url,
+        host=host_of(url),
         secret=secret,
         status=DeliveryStatus.PENDING,
         attempts=0,

@@ -1,32 +1,44 @@
 """Webhook and callback delivery: at least once, signed, with exponential backoff.
 
-The worker claims due deliveries (PENDING and due, or DELIVERING with an expired lease after a
-crash), marks them DELIVERING with a lease, and posts them outside any transaction. Claims use
+The worker (``run_worker``) is a continuous pool: it keeps up to ``concurrency`` deliveries in
+flight, at most ``per_host`` to one host (the URL's ``host:port``), and claims the next due
+delivery as soon as one finishes, so a host that hangs until the deadline holds only its own
+slots and never delays another host's deliveries. A host at its limit is left out of the claim
+(its due deliveries stay PENDING, not leased while they wait).
+
+It claims due deliveries (PENDING and due, or DELIVERING with an expired lease after a crash),
+marks them DELIVERING with a lease, and posts them outside any transaction. Claims use
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers never take the same delivery;
 SQLite serializes writers (BEGIN IMMEDIATE), which gives the same guarantee. A 2xx response
 ends a delivery (DELIVERED); anything else is retried after ``base * 2**(attempt-1)`` seconds
 (capped) until ``max_attempts``, then the delivery is DEAD (redeliverable by its owner).
+Delivered and dead deliveries (with their attempts, and events left without deliveries) are
+purged after a retention period by the housekeeping job (``purge_finished``).
 
 What goes on the wire (the reference's envelope, the X-Webhook-* headers and the signature) is
 the Sender's business (infra/webhooks.py); this module decides when and what to send."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import anyio
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 from models.base import utcnow
 from models.database import Database
 from models.enums import DeliveryStatus
+from services.shared.events import host_of
+from services.shared.secrets import SecretBox, Unreadable
 from services.webhooks import url_guard
 
 log = logging.getLogger("petstore.webhooks")
@@ -42,6 +54,13 @@ class DeliveryPolicy:
     """Deadline for one whole attempt (resolve, connect, send, status line); keep it well
     below ``lease_seconds``."""
     allow_loopback: bool = False
+    allowed_ports: frozenset[int] = url_guard.DEFAULT_PORTS
+    secrets: SecretBox | None = field(default=None, repr=False)
+    """Opens the sealed signing secrets (None: none can be opened)."""
+    concurrency: int = 32
+    """Deliveries in flight at once in one worker process."""
+    per_host: int = 4
+    """Of those, at most this many to one host (``host:port``)."""
 
     def backoff(self, attempt: int) -> timedelta:
         return timedelta(
@@ -74,9 +93,25 @@ class Sender(Protocol):
         ...
 
 
+def _open(policy: DeliveryPolicy, sealed: str | None) -> str | None:
+    if sealed is None or policy.secrets is None:
+        return None
+    try:
+        return policy.secrets.open(sealed)
+    except Unreadable:
+        return None
+
+
 def _claim(
-    session: Session, limit: int, policy: DeliveryPolicy, skip_locked: bool
+    session: Session,
+    limit: int,
+    policy: DeliveryPolicy,
+    skip_locked: bool,
+    busy: dict[str, int] | None = None,
 ) -> list[Claimed]:
+    """Claim up to ``limit`` due deliveries. With ``busy`` (host → deliveries in flight), claim
+    at most ``policy.per_host`` per host counting those; hosts already at the limit are left
+    out of the query, and the deliveries of a host that reaches it here are not claimed."""
     now = utcnow()
     due = or_(
         and_(
@@ -86,19 +121,35 @@ def _claim(
             WebhookDelivery.status == DeliveryStatus.DELIVERING, WebhookDelivery.lease_until < now
         ),
     )
-    stmt = select(WebhookDelivery).where(due).order_by(WebhookDelivery.next_attempt_at).limit(limit)
+    counts = dict(busy or {})
+    full = [h for h, n in counts.items() if n >= policy.per_host] if busy is not None else []
+    stmt = select(WebhookDelivery).where(due)
+    if full:
+        stmt = stmt.where(WebhookDelivery.host.not_in(full))
+    stmt = stmt.order_by(WebhookDelivery.next_attempt_at).limit(limit)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
     claimed = []
     for delivery in session.scalars(stmt).all():
+        if busy is not None:
+            if counts.get(delivery.host, 0) >= policy.per_host:
+                continue  # stays PENDING for a later claim
+            counts[delivery.host] = counts.get(delivery.host, 0) + 1
         event = session.get(WebhookEvent, delivery.event_id)
-        secret = delivery.secret
+        sealed = delivery.secret
         if delivery.subscription_id is not None:
             subscription = session.get(WebhookSubscription, delivery.subscription_id)
-            secret = subscription.secret if subscription else None
-        if event is None or secret is None:  # its subscription was deleted meanwhile
+            sealed = subscription.secret if subscription else None
+        if event is None or sealed is None:  # its subscription was deleted meanwhile
             delivery.status = DeliveryStatus.DEAD
             delivery.last_error = "subscription deleted"
+            continue
+        secret = _open(policy, sealed)
+        if secret is None:
+            delivery.status = DeliveryStatus.DEAD
+            delivery.lease_until = None
+            delivery.last_error = "secret unreadable (PETSTORE_JWT_SECRET changed?)"
+            log.error("webhook secret unreadable", extra={"delivery": str(delivery.id)})
             continue
         if delivery.attempts >= policy.max_attempts:  # a worker died during the last attempt
             delivery.status = DeliveryStatus.DEAD
@@ -114,8 +165,10 @@ def _claim(
     return claimed
 
 
-async def claim(db: Database, limit: int, policy: DeliveryPolicy) -> list[Claimed]:
-    return await db.run_system(lambda s: _claim(s, limit, policy, db.skip_locked), write=True)
+async def claim(
+    db: Database, limit: int, policy: DeliveryPolicy, busy: dict[str, int] | None = None
+) -> list[Claimed]:
+    return await db.run_system(lambda s: _claim(s, limit, policy, db.skip_locked, busy), write=True)
 
 
 async def _record(
@@ -179,14 +232,22 @@ async def deliver(db: Database, sender: Sender, claimed: Claimed, policy: Delive
         # outlive the claim.
         with anyio.fail_after(policy.timeout_seconds):
             address = await anyio.to_thread.run_sync(
-                lambda: url_guard.resolve(claimed.url, allow_loopback=policy.allow_loopback),
+                lambda: url_guard.resolve(
+                    claimed.url,
+                    allow_loopback=policy.allow_loopback,
+                    ports=policy.allowed_ports,
+                ),
                 abandon_on_cancel=True,
             )
             status_code = await sender.send(claimed, address, policy.timeout_seconds)
         if not 200 <= status_code < 300:
             error = f"endpoint answered {status_code}"
     except url_guard.BlockedUrl as exc:
-        error = f"blocked: {exc}"
+        # The owner sees the attempts: one wording whatever the reason (no resolution or
+        # port oracle); the reason goes to the server's log.
+        log.warning("webhook target refused", extra={"delivery": str(claimed.id),
+                                                      "reason": str(exc)})  # fmt: skip
+        error = f"blocked: the URL {url_guard.REFUSED}"
     except DeliveryFailed as exc:
         error = str(exc)[:500]
     except TimeoutError:
@@ -201,7 +262,8 @@ async def deliver(db: Database, sender: Sender, claimed: Claimed, policy: Delive
 
 
 async def run_once(db: Database, sender: Sender, policy: DeliveryPolicy, limit: int = 20) -> int:
-    """Claim and deliver one batch concurrently; the number of deliveries attempted."""
+    """Claim and deliver one batch concurrently; the number of deliveries attempted (tests and
+    tools drain the queue with it; the app runs ``run_worker``)."""
     batch = await claim(db, limit, policy)
     async with anyio.create_task_group() as group:
         for claimed in batch:
@@ -212,11 +274,99 @@ async def run_once(db: Database, sender: Sender, policy: DeliveryPolicy, limit: 
 async def run_worker(
     db: Database, sender: Sender, policy: DeliveryPolicy, poll_seconds: float
 ) -> None:
-    """Deliver until cancelled (the app's lifespan runs one per process)."""
-    while True:
-        try:
-            if await run_once(db, sender, policy):
-                continue
-        except Exception:
-            log.exception("webhook delivery batch failed")
-        await anyio.sleep(poll_seconds)
+    """Deliver until cancelled (the app's lifespan runs one per process): a continuous pool of
+    at most ``policy.concurrency`` deliveries, ``policy.per_host`` per host. A new delivery
+    starts as soon as a slot frees; with nothing due it looks again after ``poll_seconds`` (or
+    as soon as a delivery finishes). Cancelled deliveries are left DELIVERING: their lease runs
+    out and another claim takes them again (at least once)."""
+    busy: dict[str, int] = {}
+    running: set[asyncio.Task[bool]] = set()
+    finished = asyncio.Event()
+
+    def done(host: str, task: asyncio.Task[bool]) -> None:
+        running.discard(task)
+        busy[host] -= 1
+        if not busy[host]:
+            del busy[host]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("webhook delivery failed", exc_info=task.exception())
+        finished.set()
+
+    try:
+        while True:
+            finished.clear()  # a delivery finishing from here on wakes the wait below
+            started = 0
+            free = policy.concurrency - len(running)
+            if free > 0:
+                try:
+                    batch = await claim(db, free, policy, busy)
+                except Exception:
+                    log.exception("webhook claim failed")
+                    batch = []
+                for item in batch:
+                    host = host_of(item.url)
+                    busy[host] = busy.get(host, 0) + 1
+                    task = asyncio.create_task(deliver(db, sender, item, policy))
+                    running.add(task)
+                    task.add_done_callback(lambda t, h=host: done(h, t))  # type: ignore[misc]
+                    started += 1
+            if started and len(running) < policy.concurrency:
+                continue  # more may be due (other hosts)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), poll_seconds)
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+
+def _finished_before(cutoff: datetime) -> Any:
+    return or_(
+        and_(
+            WebhookDelivery.status == DeliveryStatus.DELIVERED,
+            WebhookDelivery.delivered_at < cutoff,
+        ),
+        and_(
+            WebhookDelivery.status == DeliveryStatus.DEAD,
+            WebhookDelivery.next_attempt_at < cutoff,
+        ),
+    )
+
+
+async def purge_finished(db: Database, retention: timedelta, batch: int = 500) -> int:
+    """System job: delete deliveries DELIVERED or DEAD longer than ``retention`` ago, with their
+    attempts, then the events older than that which no delivery refers to any more; in
+    batches of ``batch`` rows, one transaction each. The number of deliveries deleted."""
+    cutoff = utcnow() - retention
+
+    def deliveries(session: Session) -> int:
+        ids = list(
+            session.scalars(select(WebhookDelivery.id).where(_finished_before(cutoff)).limit(batch))
+        )
+        if ids:
+            session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+            session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+        return len(ids)
+
+    def orphans(session: Session) -> int:
+        referred = exists().where(WebhookDelivery.event_id == WebhookEvent.id)
+        ids = list(
+            session.scalars(
+                select(WebhookEvent.id)
+                .where(WebhookEvent.created_at < cutoff, ~referred)
+                .limit(batch)
+            )
+        )
+        if ids:
+            session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(ids)))
+        return len(ids)
+
+    total = 0
+    while (count := await db.run_system(deliveries, write=True)) > 0:
+        total += count
+        if count < batch:
+            break
+    while await db.run_system(orphans, write=True) == batch:
+        pass
+    return total

@@ -4,7 +4,11 @@ Rules: any user may subscribe an https/http endpoint that passes the outbound UR
 (services/url_guard.py) to ``order.statusChanged`` and ``payment.succeeded``; they receive the
 events of their own orders, admins those of every order in the tenant. Subscriptions, their
 deliveries and attempts are visible to their owner and to admins; to anyone else they do not
-exist. The signing secret is returned once, at creation."""
+exist. The signing secret is returned once, at creation, and stored sealed (encrypted).
+
+Order callbacks (the Callback Example) are open to whoever can see the order, guests too, so
+they have two caps: ``callbacks_per_order`` over the order's life (409) and
+``callbacks_per_hour`` per client, an account or a guest's address (429 with Retry-After)."""
 
 from __future__ import annotations
 
@@ -13,22 +17,35 @@ import uuid
 from dataclasses import dataclass, field
 
 import anyio
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
+from models import Order, WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 from models.base import utcnow, uuid7
 from models.database import Database
 from models.enums import DeliveryStatus
 from services.orders.orders import OrderAccess, load_visible
 from services.orders.service import check_access
 from services.shared import events
-from services.shared.errors import Conflict, NotFound
+from services.shared.errors import Conflict, NotFound, TooManyAttempts
 from services.shared.pagination import Page, PageRequest
 from services.shared.principal import Principal, require_scope
+from services.shared.secrets import SecretBox
+from services.shared.throttle import CounterStore
 from services.webhooks import url_guard
 
 MAX_SUBSCRIPTIONS_PER_USER = 20
+CALLBACKS_PER_ORDER = 5
+CALLBACKS_PER_HOUR = 20
+HOUR = 3600
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    """Where deliveries may go (services/webhooks/url_guard.py)."""
+
+    allow_loopback: bool = False
+    ports: frozenset[int] = url_guard.DEFAULT_PORTS
 
 
 def new_secret() -> str:
@@ -48,10 +65,11 @@ class DeliveryView:
     attempts: list[WebhookAttempt] = field(default_factory=list)
 
 
-async def _check_url(url: str, name: str, allow_loopback: bool) -> None:
+async def _check_url(url: str, name: str, policy: UrlPolicy) -> None:
     await anyio.to_thread.run_sync(
-        lambda: url_guard.check(url, name, allow_loopback=allow_loopback)
-    )
+        lambda: url_guard.check(url, name, allow_loopback=policy.allow_loopback,
+                                ports=policy.ports)
+    )  # fmt: skip
 
 
 async def create_subscription(
@@ -61,10 +79,11 @@ async def create_subscription(
     event_types: list[str],
     description: str | None = None,
     *,
-    allow_loopback: bool = False,
+    box: SecretBox,
+    urls: UrlPolicy | None = None,
 ) -> NewSubscription:
     """Raises InvalidInput (URL refused), Conflict (too many subscriptions)."""
-    await _check_url(url, "url", allow_loopback)
+    await _check_url(url, "url", urls or UrlPolicy())
     owner = principal.subject
     if owner is None:
         raise NotFound("user", "anonymous")
@@ -87,7 +106,7 @@ async def create_subscription(
             owner_id=owner,
             url=url,
             events=sorted(set(event_types)),
-            secret=secret,
+            secret=box.seal(secret),
             description=description,
             active=True,
             created_at=utcnow(),
@@ -219,17 +238,50 @@ class QueuedCallback:
     secret: str
 
 
+@dataclass(frozen=True)
+class CallbackLimits:
+    per_order: int = CALLBACKS_PER_ORDER
+    """Callbacks registered over an order's life (0: no cap)."""
+    per_hour: int = CALLBACKS_PER_HOUR
+    """Callbacks per client (account, or a guest's address) per hour (0: no cap)."""
+
+
+def callback_client(principal: Principal, address: str | None) -> str:
+    """Whose hourly callback budget a request counts against."""
+    if principal.subject is not None:
+        return f"cb:user:{principal.tenant}:{principal.subject}"
+    return f"cb:ip:{address or 'unknown'}"
+
+
 async def enqueue_order_callback(
     db: Database, access: OrderAccess, order_id: uuid.UUID, request: CallbackRequest,
-    *, allow_loopback: bool = False,
+    *, box: SecretBox, urls: UrlPolicy | None = None,
+    limits: CallbackLimits | None = None,
 ) -> QueuedCallback:  # fmt: skip
     """The Callback Example: queue an ``order.processed`` callback to the caller's URL, signed
-    with a secret returned once. Raises NotFound, InvalidInput (URL refused)."""
-    await _check_url(request.url, "callbackUrl", allow_loopback)
+    with a secret returned once. Raises NotFound, InvalidInput (URL refused), Conflict (the
+    order's callbacks are used up)."""
+    await _check_url(request.url, "callbackUrl", urls or UrlPolicy())
+    limits = limits or CallbackLimits()
     secret = new_secret()
 
     def work(session: Session) -> QueuedCallback:
         order = load_visible(session, access, order_id)
+        if limits.per_order > 0:
+            # One conditional UPDATE: concurrent requests cannot both take the last one.
+            taken = session.execute(
+                update(Order)
+                .where(Order.id == order.id, Order.callbacks_registered < limits.per_order)
+                .values(callbacks_registered=Order.callbacks_registered + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(taken, "rowcount", 0):
+                raise Conflict(
+                    f"This order already has the {limits.per_order} callbacks an order may "
+                    "register.",
+                    field="callbackUrl",
+                    code="limit",
+                )
         data = {
             "order": events.order_snapshot(order),
             "amount": request.amount,
@@ -237,7 +289,7 @@ async def enqueue_order_callback(
             "requestTimestamp": request.timestamp,
             "processedAt": events.rfc3339(utcnow()),
         }
-        delivery = events.enqueue_callback(session, order, request.url, secret, data)
+        delivery = events.enqueue_callback(session, order, request.url, box.seal(secret), data)
         return QueuedCallback(delivery.id, secret)
 
     return await db.run(access.principal.tenant, work, write=True)
@@ -246,16 +298,27 @@ async def enqueue_order_callback(
 class WebhookService:
     """Subscriptions, deliveries and order callbacks, built once with the outbound URL policy."""
 
-    def __init__(self, db: Database, *, allow_loopback: bool = False) -> None:
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        counters: CounterStore,
+        *,
+        urls: UrlPolicy | None = None,
+        callbacks: CallbackLimits | None = None,
+    ) -> None:
         self.db = db
-        self.allow_loopback = allow_loopback
+        self.box = box
+        self.counters = counters
+        self.urls = urls or UrlPolicy()
+        self.callbacks = callbacks or CallbackLimits()
 
     async def create(
         self, principal: Principal, url: str, event_types: list[str], description: str | None
     ) -> NewSubscription:
         require_scope(principal, "write:orders")
         return await create_subscription(
-            self.db, principal, url, event_types, description, allow_loopback=self.allow_loopback
+            self.db, principal, url, event_types, description, box=self.box, urls=self.urls
         )
 
     async def list(self, principal: Principal, paging: PageRequest) -> Page[WebhookSubscription]:
@@ -283,9 +346,31 @@ class WebhookService:
         return await redeliver(self.db, principal, sub_id, delivery_id)
 
     async def callback(
-        self, access: OrderAccess, order_id: uuid.UUID, request: CallbackRequest
+        self,
+        access: OrderAccess,
+        order_id: uuid.UUID,
+        request: CallbackRequest,
+        address: str | None = None,
     ) -> QueuedCallback:
+        """``address``: the client's address, whose hourly budget a guest spends. Raises
+        TooManyAttempts (hourly budget spent) besides enqueue_order_callback's errors."""
         check_access(access, "write:orders")
-        return await enqueue_order_callback(
-            self.db, access, order_id, request, allow_loopback=self.allow_loopback
-        )
+        per_hour = self.callbacks.per_hour
+        key = callback_client(access.principal, address)
+        if per_hour > 0:
+            count, reset = await self.counters.increment(key, HOUR)
+            if count > per_hour:
+                raise TooManyAttempts(
+                    retry_after=max(reset, 1),
+                    detail=f"At most {per_hour} order callbacks per hour per client; "
+                    "try again later.",
+                )
+        try:
+            return await enqueue_order_callback(
+                self.db, access, order_id, request,
+                box=self.box, urls=self.urls, limits=self.callbacks,
+            )  # fmt: skip
+        except Exception:
+            if per_hour > 0:  # only callbacks really queued spend the hourly budget
+                await self.counters.decrement(key)
+            raise

@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -264,7 +265,7 @@ class TestDelivery:
         hook.delay = 2.0
         order = shop.placed()
         shop.api.request("DELETE", f"/orders/{order['id']}", shop.token)
-        policy = delivery.DeliveryPolicy(timeout_seconds=0.3, allow_loopback=True)
+        policy = replace(delivery_policy(shop.api.settings), timeout_seconds=0.3)
 
         async def once(db: Database) -> float:
             sender = HttpSender()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from infra.counters import MemoryCounterStore
 from infra.payments import TestProcessor
 from models.database import Database
 from services.accounts.roles import RoleLookup
@@ -25,6 +26,7 @@ from services.orders.service import OrderService
 from services.shared import errors
 from services.shared.pagination import PageRequest
 from services.shared.principal import ROLE_SCOPES, Principal, anonymous
+from services.shared.secrets import SecretBox
 from services.webhooks.subscriptions import CallbackRequest, WebhookService
 from settings import Settings
 from tests.conftest import run_db
@@ -89,7 +91,7 @@ def _services(db: Database) -> dict[str, Any]:
         "users": UserService(db, throttle=None, roles=roles),  # type: ignore[arg-type]
         "pets": PetService(db),
         "orders": OrderService(db, TestProcessor()),
-        "webhooks": WebhookService(db),
+        "webhooks": WebhookService(db, SecretBox("test-key"), MemoryCounterStore()),
     }
 
 
