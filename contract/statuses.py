@@ -16,9 +16,9 @@ the rules below without editing this file:
   instead, so a 403 on valid data is a finding).
 
 Everything else a valid request can get for a reason no JSON Schema can state is listed in
-``OVERRIDES``, each with its reason (and only if the spec documents it: tests/spec/test_spec.py
-checks that every status here is documented on its operation). To let valid data get a new
-documented status, add a rule above if it follows from the request's state, else a line there.
+``OVERRIDES``, each with its reason, and only if the spec documents it (tests/spec/
+test_contract.py checks every status here against its operation). To let valid data get a new
+documented status, add a rule above if it follows from the server's state, else a line there.
 """
 
 from __future__ import annotations
