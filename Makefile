@@ -51,7 +51,7 @@ lint: install-test ## ruff, mypy, import-linter, spec validation and Spectral
 unit: install-test ## Unit and integration tests (pytest)
 	$(BIN)/pytest
 
-contract: install-test ## Schemathesis (all checks) against a live server, fixed seed, bounded time
+contract: install-test ## Schemathesis (all checks) against a live server, two fixed seeds, one time budget
 	$(BIN)/python -m contract.run
 
 test: install-test ## Everything: lint, pytest, contract fuzzing

@@ -1,27 +1,44 @@
-"""Contract fuzzing: start a live uvicorn server on a fresh database, log in as an admin, and run
-Schemathesis with every check against spec/openapi.yaml. Bounded by --max-time, fixed seed.
+"""Contract fuzzing: start a live uvicorn server on a fresh database, log in as an admin of the
+tenant the spec's examples use, and run Schemathesis with every check against spec/openapi.yaml,
+once per seed (``SEEDS``), the time budget (``TIME_BUDGET``) split between them. The run fails if
+any Schemathesis run fails or if the server logged an error or a traceback.
 
-Usage: python -m contract.run  (DATABASE_URL selects PostgreSQL; its public schema is reset)
+Usage: python -m contract.run [schemathesis options]
+  DATABASE_URL        selects PostgreSQL (its public schema is reset)
+  CONTRACT_SEEDS      seeds, comma-separated (default: SEEDS)
+  CONTRACT_MAX_TIME   seconds for all seeds together (default: TIME_BUDGET)
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 
+from contract.statuses import positive_statuses, schemathesis_operations
 from manage import migrate, reset_postgres
+from models.database import Database
+from services.accounts.users import ensure_admin
 from settings import ROOT, Settings, normalize_database_url
 
 ADMIN_USER, ADMIN_PASSWORD = "contract-admin", "contract-admin-password"
+SEEDS = (20261125, 20261202)
+TIME_BUDGET = 170  # seconds for all seeds; each run spends ~25 s of it on the coverage phase
+SPEC = ROOT / "spec" / "openapi.yaml"
+CONFIG = ROOT / "contract" / "schemathesis.toml"
 
 
 def _free_port() -> int:
@@ -44,30 +61,59 @@ def _wait_until_up(base: str, server: subprocess.Popen[bytes], timeout: float = 
     raise SystemExit("server did not start")
 
 
-def _token(base: str, username: str, password: str) -> str:
-    login = httpx.post(f"{base}/auth/tokens", json={"username": username, "password": password})
+def _token(base: str, tenant: str, username: str, password: str) -> str:
+    login = httpx.post(
+        f"{base}/auth/tokens",
+        json={"username": username, "password": password},
+        headers={"X-Tenant-ID": tenant},
+    )
     login.raise_for_status()
     return str(login.json()["token"])
 
 
-def _write_identities(base: str, var: Path) -> Path:
+def _example_tenant(spec: dict[str, Any]) -> str:
+    """The X-Tenant-ID the spec's examples use (the examples phase sends it)."""
+    return str(spec["components"]["parameters"]["TenantId"]["example"])
+
+
+def _ensure_admin(url: str, tenant: str) -> None:
+    """The fuzzing admin, an account of the example tenant (as an operator would create one)."""
+
+    async def create() -> None:
+        db = Database(url)
+        try:
+            await ensure_admin(db, tenant, ADMIN_USER, ADMIN_PASSWORD)
+        finally:
+            await db.dispose()
+
+    asyncio.run(create())
+
+
+def _register(base: str, tenant: str, name: str) -> tuple[str, str]:
+    """An ordinary account of ``tenant``: (its id, a token)."""
+    password = f"{name}-contract-password"
+    created = httpx.post(
+        f"{base}/users",
+        json={
+            "username": f"contract-{name}",
+            "email": f"{name}@contract.example",
+            "password": password,
+            "firstName": name.title(),
+            "lastName": "Peer",
+        },
+        headers={"X-Tenant-ID": tenant},
+    )
+    created.raise_for_status()
+    return str(created.json()["id"]), _token(base, tenant, f"contract-{name}", password)
+
+
+def _write_identities(base: str, tenant: str, var: Path) -> Path:
     """A Web Fuzzing Commons auth file: the admin (who sends the fuzzing traffic) and two
-    ordinary users who must never see each other's objects (object_level_authorization)."""
-    entries = [{"name": "admin", "token": _token(base, ADMIN_USER, ADMIN_PASSWORD)}]
+    ordinary users who must never see each other's objects (object_level_authorization), all
+    three in ``tenant``, so that the requests that name it reach real data instead of a 403."""
+    entries = [{"name": "admin", "token": _token(base, tenant, ADMIN_USER, ADMIN_PASSWORD)}]
     for name in ("alice", "bob"):
-        password = f"{name}-contract-password"
-        created = httpx.post(
-            f"{base}/users",
-            json={
-                "username": f"contract-{name}",
-                "email": f"{name}@contract.example",
-                "password": password,
-                "firstName": name.title(),
-                "lastName": "Peer",
-            },
-        )
-        created.raise_for_status()
-        entries.append({"name": name, "token": _token(base, f"contract-{name}", password)})
+        entries.append({"name": name, "token": _register(base, tenant, name)[1]})
     document = {
         "schemaVersion": "1.0",
         "auth": [
@@ -81,6 +127,90 @@ def _write_identities(base: str, var: Path) -> Path:
     path = var / "identities.json"
     path.write_text(json.dumps(document))
     return path
+
+
+def write_config(spec: dict[str, Any], var: Path, sacrificial_user: str) -> Path:
+    """contract/schemathesis.toml plus what follows from the spec: the statuses valid data may get
+    per operation, and X-Tenant-ID pinned (in valid data) to the tenant of the tokens.
+
+    Delete User always targets ``sacrificial_user``: Schemathesis deletes any id it has seen, the
+    fuzzing admin's own included (it comes back as an order's userId), after which every request
+    of the run is a 401. The first delete answers 204, the others 404."""
+    tenant = _example_tenant(spec)
+    disabled = {  # operations contract/schemathesis.toml turns off get no block of their own
+        block.get("include-operation-id")
+        for block in tomllib.loads(CONFIG.read_text()).get("operations", [])
+        if block.get("enabled") is False
+    }
+    table = {op: codes for op, codes in positive_statuses(spec).items() if op not in disabled}
+    operations = schemathesis_operations(table, {"deleteUser": {"path.id": sacrificial_user}})
+    derived = f"""
+# ---- derived by contract/run.py from spec/openapi.yaml ----
+# Valid data names the tokens' tenant whenever it sends X-Tenant-ID (a token is refused with 403
+# in any other tenant, by design: tests/api/test_tenancy.py); invalid values are still generated.
+[dictionaries.tenant]
+values = ["{tenant}"]
+
+[parameters]
+"header.X-Tenant-ID" = {{ dictionary = "tenant", probability = 1.0 }}
+
+# positive_data_acceptance: the statuses schema-valid data may get (contract/statuses.py).
+{operations}"""
+    path = var / "schemathesis.toml"
+    path.write_text(CONFIG.read_text() + derived)
+    return path
+
+
+# A log record starts with a JSON object (our logging), "LEVEL:" (uvicorn's own) or a timestamp
+# and a level (PETSTORE_LOG_JSON=0); any other line continues the record before it (tracebacks).
+_RECORD = re.compile(
+    r"^(?:\{|(?P<uvicorn>[A-Z]+):\s|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (?P<plain>[A-Z]+) )"
+)
+_ERROR_LEVELS = {"ERROR", "CRITICAL"}
+
+
+def _is_error(record: list[str]) -> bool:
+    text = "\n".join(record)
+    if "Traceback (most recent call last)" in text:
+        return True
+    first = record[0]
+    if first.startswith("{"):
+        try:
+            entry = json.loads(first)
+        except ValueError:
+            return False
+        return str(entry.get("level", "")).upper() in _ERROR_LEVELS or "exc" in entry
+    match = _RECORD.match(first)
+    level = match and (match.group("uvicorn") or match.group("plain"))
+    return bool(level in _ERROR_LEVELS)
+
+
+def _render(record: list[str]) -> str:
+    first = record[0]
+    if first.startswith("{"):
+        try:
+            entry = json.loads(first)
+        except ValueError:
+            return "\n".join(record)
+        exc = entry.pop("exc", None)
+        return json.dumps(entry) + (f"\n{exc}" if exc else "")
+    return "\n".join(record)
+
+
+def server_errors(log: str) -> list[str]:
+    """The ERROR/CRITICAL records and the tracebacks in the server's output, each rendered with
+    its traceback."""
+    records: list[list[str]] = []
+    for line in log.splitlines():
+        if not records or _RECORD.match(line):
+            records.append([line])
+        else:
+            records[-1].append(line)
+    return [_render(r).rstrip() for r in records if r and _is_error(r)]
+
+
+def _budgets(total: int, seeds: list[str]) -> list[int]:
+    return [max(30, total // len(seeds))] * len(seeds)
 
 
 def main() -> int:
@@ -102,10 +232,16 @@ def main() -> int:
         "PETSTORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PETSTORE_LOG_LEVEL": "WARNING",
     }
+    spec: dict[str, Any] = yaml.safe_load(SPEC.read_text())
+    seeds = (os.environ.get("CONTRACT_SEEDS") or ",".join(map(str, SEEDS))).replace(" ", "")
+    seed_list = [s for s in seeds.split(",") if s]
+    budgets = _budgets(int(os.environ.get("CONTRACT_MAX_TIME") or TIME_BUDGET), seed_list)
     settings = Settings.from_env(env)
     if url.startswith("postgresql"):
         reset_postgres(url)
     migrate(settings)
+    tenant = _example_tenant(spec)
+    _ensure_admin(url, tenant)
     port = _free_port()
     base = f"http://127.0.0.1:{port}/v1"
     log = (var / "server.log").open("wb")
@@ -129,25 +265,37 @@ def main() -> int:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    failed: list[str] = []
     try:
         _wait_until_up(base, server)
-        env["PETSTORE_WFC_FILE"] = str(_write_identities(base, var))
-        command = [
-            str(Path(sys.executable).parent / "schemathesis"),
-            "--config-file",
-            str(ROOT / "contract" / "schemathesis.toml"),
-            "run",
-            str(ROOT / "spec" / "openapi.yaml"),
-            "--url",
-            base,
-            "--no-color",
-        ]
-        max_time = os.environ.get("CONTRACT_MAX_TIME")
-        if max_time:
-            command += ["--max-time", max_time]
-        command += sys.argv[1:]  # e.g. --include-path /orders --report har (debugging a run)
-        result = subprocess.run(command, cwd=ROOT, env=env, check=False, timeout=900)
-        return result.returncode
+        env["PETSTORE_WFC_FILE"] = str(_write_identities(base, tenant, var))
+        config = write_config(spec, var, sacrificial_user=_register(base, tenant, "carol")[0])
+        print(
+            f"Contract: seeds {', '.join(seed_list)}, {budgets[0]} s each; config {config}",
+            flush=True,
+        )
+        for seed, budget in zip(seed_list, budgets, strict=True):
+            command = [
+                str(Path(sys.executable).parent / "schemathesis"),
+                "--config-file",
+                str(config),
+                "run",
+                str(SPEC),
+                "--url",
+                base,
+                "--no-color",
+                "--seed",
+                seed,
+                "--max-time",
+                str(budget),
+                "--report-junit-path",
+                f"reports/schemathesis-{seed}.xml",
+                *sys.argv[1:],  # e.g. --include-path /orders --report har (debugging a run)
+            ]
+            print(f"=== Schemathesis, seed {seed} ===", flush=True)
+            result = subprocess.run(command, cwd=ROOT, env=env, check=False, timeout=900)
+            if result.returncode != 0:
+                failed.append(f"Schemathesis with seed {seed} exited with {result.returncode}")
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -155,13 +303,15 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-        errors = [
-            line
-            for line in (var / "server.log").read_text(errors="replace").splitlines()
-            if '"level": "error"' in line or '"level":"error"' in line
-        ]
-        if errors:
-            print(f"server logged {len(errors)} errors; first: {errors[0][:2000]}")
+    errors = server_errors((var / "server.log").read_text(errors="replace"))
+    if errors:
+        print(f"\n=== the server logged {len(errors)} error(s) ({var / 'server.log'}) ===")
+        for entry in errors[:50]:
+            print(entry[:4000])
+        failed.append(f"the server logged {len(errors)} error(s)")
+    for reason in failed:
+        print(f"contract run failed: {reason}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -221,7 +221,9 @@ class RequestGuard:
             None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
         )
         self.max_body = max_body_bytes
+        routes = list(routes)
         self.routes = [(self._compile(base_path + path), methods) for path, methods in routes]
+        self.raw_routes = [self._compile_named(base_path + path) for path, _ in routes]
         self.query_paths = {base_path + p for p in query_paths}
         self.body_limits = [
             (self._compile(base_path + path), method, limit) for path, method, limit in body_limits
@@ -247,6 +249,29 @@ class RequestGuard:
         pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
         return re.compile(f"^{pattern}$")
 
+    @staticmethod
+    def _compile_named(template: str) -> re.Pattern[str]:
+        pattern = re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        return re.compile(f"^{pattern}$")
+
+    def _encoded_slash(self, scope: Scope) -> str | None:
+        """The path parameter whose value carries an encoded '/' (``%2F``), if the undecoded path
+        matches an operation: the request is for that operation (RFC 3986: an encoded delimiter
+        is data), and no parameter of the spec admits a '/'. Routing on the decoded path would
+        answer 404 instead, as if the URL had one more segment."""
+        raw = scope.get("raw_path")
+        if not raw or b"%2f" not in raw.lower():
+            return None
+        text = raw.decode("latin-1")
+        for regex in self.raw_routes:
+            match = regex.match(text)
+            if match:
+                return next(
+                    (name for name, value in match.groupdict().items() if "%2f" in value.lower()),
+                    None,
+                )
+        return None
+
     def _methods(self, path: str) -> set[str] | None:
         for regex, methods in self.routes:
             if regex.match(path):
@@ -271,6 +296,20 @@ class RequestGuard:
                     send, 400, "This server does not serve that Host.", instance=path
                 )
                 return
+        bad = self._encoded_slash(scope)
+        if bad is not None:
+            message = "must not contain '/'"
+            errors = [{"field": bad, "message": message, "code": "pattern"}]
+            await send_problem(
+                send,
+                400,
+                f"{bad}: {message}",
+                slug="validation-error",
+                title="Validation Error",
+                errors=errors,
+                instance=path,
+            )
+            return
         if method == "QUERY" and path in self.query_paths:
             scope = {**scope, "method": "POST"}
             method = "POST"

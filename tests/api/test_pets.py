@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import time
 import uuid
+
+import jwt
 
 from tests.conftest import PET, Api, problem
 
@@ -72,9 +77,25 @@ class TestCreatePet:
         )
 
     def test_401_with_forged_token(self, api: Api) -> None:
-        r = api.request("POST", "/pets", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bad", json=PET)
-        assert r.status_code == 401
-        assert r.json()["detail"] == "Provided token is not valid"
+        """Real forgeries of an admin token for this tenant: well-formed, every claim a real token
+        carries, valid for an hour, but signed with another key; and a user's real token whose
+        payload was edited into an admin's, its original signature kept."""
+        user, token = api.user_token()
+        claims = jwt.decode(token, options={"verify_signature": False})
+        admin = {**claims, "role": "admin", "scope": "admin read:pets write:pets"}
+        admin["exp"] = int(time.time()) + 3600
+        other_key = jwt.encode(admin, "another-secret-that-is-long-enough-too", algorithm="HS256")
+        header, _, signature = token.split(".")
+        tampered = ".".join((header, _b64(json.dumps(admin).encode()), signature))
+        assert claims["sub"] == user["id"]  # the forgeries name a real account
+        for forged in (other_key, tampered):
+            r = api.request("POST", "/pets", forged, json=PET)
+            assert r.status_code == 401
+            assert r.json()["detail"] == "Provided token is not valid"
+            assert r.headers["www-authenticate"].startswith("Bearer")
+        assert api.request("GET", "/pets").json()["pagination"]["totalItems"] == 0
+        # The untouched token is still accepted (and refused the scope it lacks).
+        assert api.request("POST", "/pets", token, json=PET).status_code == 403
 
     def test_403_for_a_plain_user(self, api: Api) -> None:
         _, token = api.user_token()
@@ -327,3 +348,7 @@ class TestSearchPets:
         r = api.request("POST", "/pets/search", json={"criteria": {"species": ["DRAGON"]}})
         assert r.status_code == 400
         assert r.json()["errors"][0]["field"] == "criteria.species.0"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

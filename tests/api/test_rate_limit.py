@@ -12,8 +12,14 @@ from starlette.testclient import TestClient
 
 from app import create_app
 from settings import Settings
+from tests.conftest import Api
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ONE_IP, OTHER_IP, THIRD_IP = (
+    ("198.51.100.21", 40000),
+    ("198.51.100.22", 40000),
+    ("198.51.100.23", 40000),
+)
 
 
 def _client(settings: Settings, **overrides: Any) -> Generator[TestClient, None, None]:
@@ -39,12 +45,32 @@ class TestInProcess:
         assert r.json()["type"] == "https://petstoreapi.com/errors/rate-limit-exceeded"
         assert r.json()["title"] == "Too Many Requests"
 
-    def test_clients_have_separate_budgets(self, settings: Settings, limited: TestClient) -> None:
+    def test_clients_have_separate_budgets(self, settings: Settings, api: Api) -> None:
+        """One client spending its budget leaves every other client's whole: another address,
+        and an account (its own budget) on another address."""
+        _, token = api.user_token()
+        app = create_app(settings.with_overrides(rate_limit_per_minute=3))
+        with (
+            app.test_client(client=ONE_IP) as spender,
+            app.test_client(client=OTHER_IP) as other,
+            app.test_client(client=THIRD_IP) as member,
+        ):
+            assert [spender.get("/v1/pets").status_code for _ in range(3)] == [200, 200, 200]
+            assert spender.get("/v1/pets").status_code == 429
+            r = other.get("/v1/pets")
+            assert r.status_code == 200
+            assert r.headers["ratelimit-remaining"] == "2"  # untouched by the spender's requests
+            r = member.get("/v1/pets", headers=api.headers(token))
+            assert r.status_code == 200
+            assert r.headers["ratelimit-remaining"] == "2"
+            assert spender.get("/v1/pets").status_code == 429  # and the spender stays refused
+
+    def test_an_invalid_token_does_not_buy_a_fresh_budget(self, limited: TestClient) -> None:
         for _ in range(4):
             limited.get("/v1/pets")
         assert limited.get("/v1/pets").status_code == 429
         other = limited.get("/v1/pets", headers={"Authorization": "Bearer not-a-token"})
-        assert other.status_code == 429  # an invalid token does not buy a fresh budget
+        assert other.status_code == 429
 
     def test_zero_turns_limiting_off(self, settings: Settings) -> None:
         for client in _client(settings, rate_limit_per_minute=0):
