@@ -55,8 +55,16 @@ def private_sqlite_file(url: str) -> None:
         return  # a URI filename: the operator chose its options
     path = Path(name)
     make_private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)  # an empty file is an empty database
-    os.close(fd)
+    if not path.exists():
+        # Never open an existing database file here: closing any descriptor of a file drops
+        # every POSIX lock this process holds on it, SQLite's included (disk I/O errors and
+        # corruption for the connections already open in this process).
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # empty = empty db
+        except FileExistsError:
+            pass
+        else:
+            os.close(fd)
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
             mode = file.stat().st_mode & 0o777
