@@ -26,6 +26,7 @@ from schemas.pets import (
     load_pet_query,
     photo_url,
 )
+from services.shared.principal import Principal
 from web.validators import FORM_SCOPE_KEY
 
 
@@ -100,6 +101,13 @@ async def upload_pet_image(id: uuid.UUID, **_form: Any) -> Response:  # noqa: A0
 
 
 _IMAGE_CACHE = "public, max-age=31536000, immutable"
+_TENANT_IMAGE_CACHE = "private, max-age=31536000, immutable"  # never from a shared cache
+
+
+def _image_cache(caller: Principal) -> str:
+    """The shared pool's images are public; a tenant's are read with its X-Tenant-ID or token,
+    so no shared cache (CDN, proxy) may hand them to anyone else."""
+    return _IMAGE_CACHE if not caller.tenant else _TENANT_IMAGE_CACHE
 
 
 async def get_pet_image(id: uuid.UUID, imageName: str) -> Response:  # noqa: A002, N803
@@ -111,14 +119,16 @@ async def get_pet_image(id: uuid.UUID, imageName: str) -> Response:  # noqa: A00
         found = await images.open(caller, pet_id, imageName, body=False)
         tag = f'"{found.digest}"'
         if tag in {t.strip().removeprefix("W/") for t in tags.split(",")} or tags == "*":
-            return Response(status_code=304, headers={"ETag": tag, "Cache-Control": _IMAGE_CACHE})
+            return Response(
+                status_code=304, headers={"ETag": tag, "Cache-Control": _image_cache(caller)}
+            )
     image = await images.open(caller, pet_id, imageName)
     return Response(
         image.data,
         media_type=image.content_type,
         headers={
             "ETag": f'"{image.digest}"',
-            "Cache-Control": _IMAGE_CACHE,
+            "Cache-Control": _image_cache(caller),
             "X-Content-Type-Options": "nosniff",
         },
     )

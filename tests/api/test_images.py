@@ -196,7 +196,7 @@ class TestUpload:
         assert got.status_code == 200
         assert got.headers["content-type"] == "image/jpeg"
         assert got.headers["etag"] == f'"{digest}"'
-        assert got.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert got.headers["cache-control"] == "private, max-age=31536000, immutable"
         assert got.headers["x-content-type-options"] == "nosniff"
         clean = open_image(got.content)
         assert clean.format == "JPEG"
@@ -573,7 +573,7 @@ class TestGetImage:
         assert r.status_code == 304
         assert r.content == b""
         assert r.headers["etag"] == etag
-        assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert r.headers["cache-control"] == "private, max-age=31536000, immutable"
         assert (
             api.client.get(url, headers={**api.headers(), "If-None-Match": '"other"'}).status_code
             == 200
@@ -618,6 +618,25 @@ class TestGetImage:
         thumb = path.replace(".jpg", "-128.webp")
         assert client.get(thumb, headers=other.headers()).status_code == 404
         assert client.get(thumb, headers=api.headers()).status_code == 200
+
+    def test_only_the_shared_pools_images_are_publicly_cacheable(
+        self, client: Any, settings: Settings
+    ) -> None:
+        """A tenant's image is read with its X-Tenant-ID or token: a shared cache must never
+        store it for others (private); the shared pool's images are public."""
+        shared = Api(client, settings, None)
+        token = shared.admin_token()
+        pet = shared.create_pet(token)
+        try:
+            url = upload(shared, pet["id"], jpeg()).headers["location"]
+            got = client.get(url)
+            assert got.status_code == 200
+            assert got.headers["cache-control"] == "public, max-age=31536000, immutable"
+            tagged = client.get(url, headers={"If-None-Match": got.headers["etag"]})
+            assert tagged.status_code == 304
+            assert tagged.headers["cache-control"] == "public, max-age=31536000, immutable"
+        finally:
+            assert shared.request("DELETE", f"/pets/{pet['id']}", token).status_code == 204
 
     def test_400_for_a_name_that_is_not_an_image_name(self, api: Api, pet: dict[str, Any]) -> None:
         # An encoded '/' is data (RFC 3986): this is Get Pet Image with imageName
