@@ -50,6 +50,7 @@ OVERRIDES: Mapping[str, Mapping[str, str]] = {
     "createWebhook": {"422": "the URL's host is refused by the SSRF policy"},
     "callbackExample": {"422": "the callback URL's host is refused by the SSRF policy"},
     "createChatCompletion": {"413": "a conversation over 16,000 characters in all"},
+    "changePassword": {"422": "a generated currentPassword is not the account's password"},
 }
 
 
