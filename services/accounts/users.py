@@ -33,7 +33,7 @@ from services.shared.errors import (
     InvalidInput,
     NotFound,
 )
-from services.shared.principal import Principal, require_scope
+from services.shared.principal import Principal, address_key, require_scope
 from services.shared.rules import Rules
 from services.shared.throttle import FailureThrottle
 
@@ -193,8 +193,8 @@ async def delete_user(db: Database, principal: Principal, user_id: uuid.UUID) ->
     await db.run(principal.tenant, work, write=True)
 
 
-def _login_keys(tenant: str, username: str, client: str) -> tuple[str, str, str]:
-    name = username.lower()
+def _login_keys(tenant: str, username: str, address: str) -> tuple[str, str, str]:
+    name, client = username.lower(), address_key(address)
     return (
         f"login:pair:{tenant}:{name}:{client}",
         f"login:client:{client}",

@@ -64,6 +64,23 @@ def test_failures_from_one_address_do_not_lock_the_user_out_of_another(
     assert _login(api, user["username"], PASSWORD).status_code == 429
 
 
+def test_failures_lock_an_ipv6_attackers_whole_64(
+    addressed: tuple[Addressed, TestClient], settings: Settings
+) -> None:
+    """Moving to another address of the same /64 does not buy fresh guesses; another /64 (or
+    the owner's IPv4 address) is not affected."""
+    wrapper, client = addressed
+    api = Api(client, settings, str(uuid.uuid4()))
+    user = api.register()
+    for i in range(settings.login_max_failures):
+        wrapper.address = f"2001:db8:66:1::{i + 1:x}"
+        assert _login(api, user["username"], "a-wrong-guess").status_code == 401
+    wrapper.address = "2001:db8:66:1:abcd::1"
+    assert _login(api, user["username"], PASSWORD).status_code == 429
+    wrapper.address = "2001:db8:66:2::1"
+    assert _login(api, user["username"], PASSWORD).status_code == 201
+
+
 def test_login_has_its_own_budget_per_client_address(settings: Settings) -> None:
     wrapper = Addressed(create_app(settings.with_overrides(login_rate_limit_per_minute=2)))
     with TestClient(wrapper) as client:
