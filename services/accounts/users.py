@@ -32,6 +32,7 @@ from services.shared.errors import (
     FieldError,
     InvalidInput,
     NotFound,
+    Overloaded,
 )
 from services.shared.principal import Principal, address_key, require_scope
 from services.shared.rules import Rules
@@ -223,7 +224,9 @@ async def authenticate(
       always log in from their own address).
 
     A success forgives the (username, address) failures and gives the address and the username
-    their attempt back."""
+    their attempt back; so does a check that never ran because the hashing queue was full
+    (Overloaded, 503), so that whoever keeps the queue full cannot make the real user's refused
+    attempts lock their own address."""
     pair_key, client_key, user_key = _login_keys(tenant, username, client)
     await throttle.attempt(pair_key)
     await throttle.attempt(client_key, factor=CLIENT_FACTOR)
@@ -234,7 +237,13 @@ async def authenticate(
         tenant,
         lambda s: s.scalar(select(User).where(func.lower(User.username) == username.lower())),
     )
-    ok = await verify_password(user.password_hash if user else None, password)
+    try:
+        ok = await verify_password(user.password_hash if user else None, password)
+    except Overloaded:  # never checked (503): not an attempt against anyone's budget
+        await throttle.give_back(pair_key)
+        await throttle.give_back(client_key)
+        await throttle.give_back(user_key)
+        raise
     if user is None or not ok:
         raise AuthenticationFailed("Invalid username or password.")
     await throttle.forgive(pair_key)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from app import create_app, shared_counters_warning
+from services.accounts.passwords import HASHES
 from settings import Settings
 from tests.conftest import PASSWORD, Api
 
@@ -78,6 +80,24 @@ def test_failures_lock_an_ipv6_attackers_whole_64(
     wrapper.address = "2001:db8:66:1:abcd::1"
     assert _login(api, user["username"], PASSWORD).status_code == 429
     wrapper.address = "2001:db8:66:2::1"
+    assert _login(api, user["username"], PASSWORD).status_code == 201
+
+
+def test_logins_refused_for_a_full_hashing_queue_are_not_counted(
+    addressed: tuple[Addressed, TestClient], settings: Settings
+) -> None:
+    """While someone keeps the password-hashing queue full, the owner's logins get 503; none of
+    them counts as a failure, so the owner's address is not locked once the queue drains."""
+    wrapper, client = addressed
+    api = Api(client, settings, str(uuid.uuid4()))
+    user = api.register()
+    with ExitStack() as full:
+        for _ in range(HASHES.capacity):
+            full.enter_context(HASHES.ticket())
+        for _ in range(settings.login_max_failures + 2):
+            r = _login(api, user["username"], PASSWORD)
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"]
     assert _login(api, user["username"], PASSWORD).status_code == 201
 
 
