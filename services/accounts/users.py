@@ -10,7 +10,6 @@ token of the account, as does logging out."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from dataclasses import dataclass
@@ -221,7 +220,9 @@ async def authenticate(
       users);
     - per username, across addresses: past the limit each attempt waits a short delay that
       doubles per failure up to the throttle's cap (never a refusal, so the real user can
-      always log in from their own address).
+      always log in from their own address), and the username's attempts take turns in this
+      worker (``FailureThrottle.slowed``): parallel guesses from many addresses are slowed
+      as much as sequential ones.
 
     A success forgives the (username, address) failures and gives the address and the username
     their attempt back; so does a check that never ran because the hashing queue was full
@@ -230,20 +231,18 @@ async def authenticate(
     pair_key, client_key, user_key = _login_keys(tenant, username, client)
     await throttle.attempt(pair_key)
     await throttle.attempt(client_key, factor=CLIENT_FACTOR)
-    delay = await throttle.backoff(user_key)
-    if delay > 0:
-        await asyncio.sleep(delay)
-    user = await db.run(
-        tenant,
-        lambda s: s.scalar(select(User).where(func.lower(User.username) == username.lower())),
-    )
-    try:
-        ok = await verify_password(user.password_hash if user else None, password)
-    except Overloaded:  # never checked (503): not an attempt against anyone's budget
-        await throttle.give_back(pair_key)
-        await throttle.give_back(client_key)
-        await throttle.give_back(user_key)
-        raise
+    async with throttle.slowed(user_key):
+        user = await db.run(
+            tenant,
+            lambda s: s.scalar(select(User).where(func.lower(User.username) == username.lower())),
+        )
+        try:
+            ok = await verify_password(user.password_hash if user else None, password)
+        except Overloaded:  # never checked (503): not an attempt against anyone's budget
+            await throttle.give_back(pair_key)
+            await throttle.give_back(client_key)
+            await throttle.give_back(user_key)
+            raise
     if user is None or not ok:
         raise AuthenticationFailed("Invalid username or password.")
     await throttle.forgive(pair_key)

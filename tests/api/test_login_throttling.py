@@ -88,7 +88,7 @@ def test_logins_refused_for_a_full_hashing_queue_are_not_counted(
 ) -> None:
     """While someone keeps the password-hashing queue full, the owner's logins get 503; none of
     them counts as a failure, so the owner's address is not locked once the queue drains."""
-    wrapper, client = addressed
+    _, client = addressed
     api = Api(client, settings, str(uuid.uuid4()))
     user = api.register()
     with ExitStack() as full:
