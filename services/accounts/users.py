@@ -267,11 +267,17 @@ async def ensure_admin(
     """Create the admin account (startup, from PETSTORE_ADMIN_* settings), or set the password
     of the existing admin account of that name. An existing account that is *not* an admin is
     refused (AdminNameTaken, naming it) unless ``promote_existing``; a promoted account's
-    earlier tokens end (they were issued to whoever held it before)."""
-    password_hash = await hash_password(password)
+    earlier tokens end (they were issued to whoever held it before), and so do an existing
+    admin's when the configured password is not its current one (a changed password ends the
+    sessions opened with the old one, as Change Password does). The same password again (every
+    restart) keeps the hash and the tokens."""
+    named = func.lower(User.username) == username.lower()
+    current = await db.run(tenant, lambda s: s.scalar(select(User.password_hash).where(named)))
+    unchanged = current is not None and await verify_password(current, password)
+    password_hash = None if unchanged else await hash_password(password)
 
     def work(session: Session) -> User:
-        user = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+        user = session.scalar(select(User).where(named))
         now = utcnow()
         if user is None:
             user = User(
@@ -294,7 +300,10 @@ async def ensure_admin(
                     "to promote this account on purpose."
                 )
             user.token_version = (user.token_version or 0) + 1
-        user.password_hash = password_hash
+        elif password_hash is not None:
+            user.token_version = (user.token_version or 0) + 1
+        if password_hash is not None:
+            user.password_hash = password_hash
         user.role = Role.ADMIN
         user.updated_at = now
         return user
