@@ -332,9 +332,13 @@ def test_ensure_admin_promotes_an_existing_account_only_when_told(
         throttle = FailureThrottle(MemoryCounterStore(), max_failures=5, window_seconds=60)
         logged_in = await users.authenticate(db, tenant, "chief", "admin-password-9", throttle, "c")
         assert logged_in.id == account.id
-        # an existing admin (matched in any case) is kept, without the opt-in
-        kept = await users.ensure_admin(db, tenant, "CHIEF", "admin-password-10")
+        # an existing admin (matched in any case) is kept, without the opt-in; the same
+        # password keeps its tokens, a new one ends them
+        kept = await users.ensure_admin(db, tenant, "CHIEF", "admin-password-9")
         assert kept.id == account.id
         assert kept.token_version == admin.token_version
+        changed = await users.ensure_admin(db, tenant, "CHIEF", "admin-password-10")
+        assert changed.id == account.id
+        assert changed.token_version == admin.token_version + 1
 
     run_db(settings, go)
