@@ -66,7 +66,8 @@ def _bad_tenant() -> str:
 def client_address(scope: Mapping[str, Any]) -> str:
     """The client's address as every protocol sees it (the ASGI scope's peer, which uvicorn's
     proxy-headers option takes from X-Forwarded-For behind a trusted proxy): the one definition
-    used for guests' budgets, their unpaid-order cap and their Idempotency-Key scope."""
+    used for guests' budgets, their unpaid-order cap and their Idempotency-Key scope, each keyed
+    by its ``services.shared.principal.address_key`` (an IPv6 address's /64)."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
 

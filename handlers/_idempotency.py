@@ -38,7 +38,7 @@ from services.shared.errors import (
     TooManyAttempts,
     UnpaidOrderLimit,
 )
-from services.shared.principal import Principal
+from services.shared.principal import Principal, address_key
 
 STORED_HEADERS = ("location", "etag", "content-type")
 NOT_RESULTS = (InvalidInput, TooManyAttempts, UnpaidOrderLimit)
@@ -54,7 +54,7 @@ def _caller(who: Principal, guest_token: str | None) -> str:
         return f"user:{who.subject}"
     if guest_token:
         return "guest:" + hashlib.sha256(guest_token.encode()).hexdigest()[:32]
-    return "ip:" + client_address(request.scope)
+    return "ip:" + address_key(client_address(request.scope))
 
 
 def unguessable(key: str) -> bool:

@@ -10,7 +10,6 @@ token of the account, as does logging out."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from dataclasses import dataclass
@@ -32,8 +31,9 @@ from services.shared.errors import (
     FieldError,
     InvalidInput,
     NotFound,
+    Overloaded,
 )
-from services.shared.principal import Principal, require_scope
+from services.shared.principal import Principal, address_key, require_scope
 from services.shared.rules import Rules
 from services.shared.throttle import FailureThrottle
 
@@ -193,8 +193,8 @@ async def delete_user(db: Database, principal: Principal, user_id: uuid.UUID) ->
     await db.run(principal.tenant, work, write=True)
 
 
-def _login_keys(tenant: str, username: str, client: str) -> tuple[str, str, str]:
-    name = username.lower()
+def _login_keys(tenant: str, username: str, address: str) -> tuple[str, str, str]:
+    name, client = username.lower(), address_key(address)
     return (
         f"login:pair:{tenant}:{name}:{client}",
         f"login:client:{client}",
@@ -220,21 +220,29 @@ async def authenticate(
       users);
     - per username, across addresses: past the limit each attempt waits a short delay that
       doubles per failure up to the throttle's cap (never a refusal, so the real user can
-      always log in from their own address).
+      always log in from their own address), and the username's attempts take turns in this
+      worker (``FailureThrottle.slowed``): parallel guesses from many addresses are slowed
+      as much as sequential ones.
 
     A success forgives the (username, address) failures and gives the address and the username
-    their attempt back."""
+    their attempt back; so does a check that never ran because the hashing queue was full
+    (Overloaded, 503), so that whoever keeps the queue full cannot make the real user's refused
+    attempts lock their own address."""
     pair_key, client_key, user_key = _login_keys(tenant, username, client)
     await throttle.attempt(pair_key)
     await throttle.attempt(client_key, factor=CLIENT_FACTOR)
-    delay = await throttle.backoff(user_key)
-    if delay > 0:
-        await asyncio.sleep(delay)
-    user = await db.run(
-        tenant,
-        lambda s: s.scalar(select(User).where(func.lower(User.username) == username.lower())),
-    )
-    ok = await verify_password(user.password_hash if user else None, password)
+    async with throttle.slowed(user_key):
+        user = await db.run(
+            tenant,
+            lambda s: s.scalar(select(User).where(func.lower(User.username) == username.lower())),
+        )
+        try:
+            ok = await verify_password(user.password_hash if user else None, password)
+        except Overloaded:  # never checked (503): not an attempt against anyone's budget
+            await throttle.give_back(pair_key)
+            await throttle.give_back(client_key)
+            await throttle.give_back(user_key)
+            raise
     if user is None or not ok:
         raise AuthenticationFailed("Invalid username or password.")
     await throttle.forgive(pair_key)
@@ -259,11 +267,17 @@ async def ensure_admin(
     """Create the admin account (startup, from PETSTORE_ADMIN_* settings), or set the password
     of the existing admin account of that name. An existing account that is *not* an admin is
     refused (AdminNameTaken, naming it) unless ``promote_existing``; a promoted account's
-    earlier tokens end (they were issued to whoever held it before)."""
-    password_hash = await hash_password(password)
+    earlier tokens end (they were issued to whoever held it before), and so do an existing
+    admin's when the configured password is not its current one (a changed password ends the
+    sessions opened with the old one, as Change Password does). The same password again (every
+    restart) keeps the hash and the tokens."""
+    named = func.lower(User.username) == username.lower()
+    current = await db.run(tenant, lambda s: s.scalar(select(User.password_hash).where(named)))
+    unchanged = current is not None and await verify_password(current, password)
+    password_hash = None if unchanged else await hash_password(password)
 
     def work(session: Session) -> User:
-        user = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+        user = session.scalar(select(User).where(named))
         now = utcnow()
         if user is None:
             user = User(
@@ -286,7 +300,10 @@ async def ensure_admin(
                     "to promote this account on purpose."
                 )
             user.token_version = (user.token_version or 0) + 1
-        user.password_hash = password_hash
+        elif password_hash is not None:
+            user.token_version = (user.token_version or 0) + 1
+        if password_hash is not None:
+            user.password_hash = password_hash
         user.role = Role.ADMIN
         user.updated_at = now
         return user

@@ -24,7 +24,12 @@ from services.orders.payments import PaidOrder, PaymentInput
 from services.orders.processor import PaymentProcessor
 from services.shared.errors import AuthenticationFailed, TooManyAttempts
 from services.shared.pagination import Page, PageRequest
-from services.shared.principal import Principal, check_optional_scope, client_key
+from services.shared.principal import (
+    Principal,
+    address_key,
+    check_optional_scope,
+    client_key,
+)
 from services.shared.ratelimit import RateLimiter
 
 ORDER_BUDGET = "orders"
@@ -77,7 +82,7 @@ class OrderService:
                 )
         guest_client = None
         if not principal.is_authenticated:
-            mac = hmac.new(self.client_secret, (address or "unknown").encode(), hashlib.sha256)
+            mac = hmac.new(self.client_secret, address_key(address).encode(), hashlib.sha256)
             guest_client = mac.hexdigest()[:32]
         return await orders.create_order(
             self.db, principal, order.pet_id, self.policy, guest_client

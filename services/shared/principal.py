@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass
 
@@ -41,13 +42,37 @@ class Principal:
         return self.is_admin or self.subject == user_id
 
 
+IPV6_GROUP_PREFIX = 64
+"""IPv6 clients are grouped by their /64: one subscriber or host usually holds a whole /64 and
+can pick any of its 2**64 addresses, so a budget per /128 would be a fresh budget per request."""
+
+
+def address_key(address: str | None) -> str:
+    """Who a client address stands for in every budget and cap keyed by address (rate limits,
+    the login throttle per address, a guest's unpaid-order cap, a guest's Idempotency-Key
+    scope, callbacks): an IPv4 address itself; an IPv6 address its /64 (``2001:db8::/64``); an
+    IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) the IPv4 address. Anything that is not an
+    IP address (a Unix socket peer, none) is kept as it is, ``unknown`` for none."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_GROUP_PREFIX), strict=False))
+    return str(ip)
+
+
 def client_key(tenant: str, subject: object | None, address: str | None) -> str:
     """Whose budgets a request counts against, over every protocol and for every budget (the
     general rate limit, chat, orders): the account (tenant and subject) when a valid token is
-    sent, else the client address (a guest)."""
+    sent, else the client address grouped by ``address_key`` (a guest)."""
     if subject is not None:
         return f"sub:{tenant}:{subject}"
-    return f"ip:{address or 'unknown'}"
+    return f"ip:{address_key(address)}"
 
 
 def anonymous(tenant: str = SHARED_POOL) -> Principal:

@@ -3,6 +3,9 @@ in-process by default, Redis when configured (infra/counters.py)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Protocol
 
 from services.shared.errors import TooManyAttempts
@@ -27,7 +30,9 @@ class FailureThrottle:
     An attempt is counted *before* the credentials are checked, so concurrent guesses cannot all
     slip past the check while the (slow) password verification runs; a success gives its
     attempt back. ``factor`` scales the limit for keys that stand for many users (a client
-    address)."""
+    address).
+
+    ``sleep`` waits out a backoff (``asyncio.sleep``; tests pass a recorder)."""
 
     def __init__(
         self,
@@ -36,12 +41,16 @@ class FailureThrottle:
         window_seconds: int,
         backoff_base: float = 0.25,
         backoff_max: float = 2.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.max_failures = max_failures
         self.window_seconds = window_seconds
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.sleep = sleep
+        self._lines: dict[str, tuple[asyncio.Lock, int]] = {}
+        """Keys in backoff: their lock and how many attempts hold or wait for it (this process)."""
 
     async def attempt(self, key: str, factor: int = 1) -> None:
         """Count one attempt; raise TooManyAttempts if it goes past ``factor`` x the limit."""
@@ -67,6 +76,30 @@ class FailureThrottle:
             return 0.0
         count, _ = await self.store.increment(key, self.window_seconds)
         return self.delay_for(count)
+
+    @asynccontextmanager
+    async def slowed(self, key: str) -> AsyncIterator[float]:
+        """Count one attempt on a key that must never be locked (``backoff``) and run the
+        caller's check inside the block. Past the limit, attempts on the key take turns in this
+        process: each waits for the one before it to finish its check, then waits its own delay,
+        and holds the key through its check; so parallel attempts (from many addresses) are
+        slowed like sequential ones, to one per delay per worker. Yields the delay waited."""
+        delay = await self.backoff(key)
+        if delay <= 0:
+            yield 0.0
+            return
+        lock, waiting = self._lines.get(key, (asyncio.Lock(), 0))
+        self._lines[key] = (lock, waiting + 1)
+        try:
+            async with lock:
+                await self.sleep(delay)
+                yield delay
+        finally:
+            lock, waiting = self._lines[key]
+            if waiting <= 1:
+                del self._lines[key]
+            else:
+                self._lines[key] = (lock, waiting - 1)
 
     async def forgive(self, key: str) -> None:
         """A success: the key's failures no longer count."""

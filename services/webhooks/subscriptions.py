@@ -29,7 +29,7 @@ from services.orders.service import check_access
 from services.shared import events
 from services.shared.errors import Conflict, NotFound, TooManyAttempts
 from services.shared.pagination import Page, PageRequest
-from services.shared.principal import Principal, require_scope
+from services.shared.principal import Principal, address_key, require_scope
 from services.shared.secrets import SecretBox
 from services.shared.throttle import CounterStore
 from services.webhooks import url_guard
@@ -250,7 +250,7 @@ def callback_client(principal: Principal, address: str | None) -> str:
     """Whose hourly callback budget a request counts against."""
     if principal.subject is not None:
         return f"cb:user:{principal.tenant}:{principal.subject}"
-    return f"cb:ip:{address or 'unknown'}"
+    return f"cb:ip:{address_key(address)}"
 
 
 async def enqueue_order_callback(

@@ -110,3 +110,25 @@ def test_the_server_and_manage_py_exit_non_zero_naming_the_account(
     assert opted.returncode == 0, opted.stderr
     token = Api(client, settings, None).login(name, "admin-password-1")
     assert jwt.decode(token, options={"verify_signature": False})["role"] == "admin"
+
+
+def test_a_new_admin_password_from_the_environment_ends_the_admins_earlier_tokens(
+    client: TestClient, settings: Settings
+) -> None:
+    """Startup setting a changed PETSTORE_ADMIN_PASSWORD on the existing admin ends the tokens
+    issued with the old one; a restart with the same password ends none."""
+    shared = Api(client, settings, None)
+    name, user_id = _squat(shared)
+    _promote(settings, "", user_id)
+    old = shared.login(name, PASSWORD)
+    me = f"/v1/users/{user_id}"
+    renamed = settings.with_overrides(
+        admin_username=name, admin_password="new-admin-password-2", role_cache_seconds=0
+    )
+    with create_app(renamed).test_client() as c:
+        assert c.get(me, headers={"Authorization": f"Bearer {old}"}).status_code == 401
+        r = c.post("/v1/auth/tokens", json={"username": name, "password": "new-admin-password-2"})
+        assert r.status_code == 201, r.text
+        new = r.json()["token"]
+    with create_app(renamed).test_client() as c:  # a restart, same password
+        assert c.get(me, headers={"Authorization": f"Bearer {new}"}).status_code == 200

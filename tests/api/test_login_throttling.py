@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from app import create_app, shared_counters_warning
+from services.accounts.passwords import HASHES
 from settings import Settings
 from tests.conftest import PASSWORD, Api
 
@@ -62,6 +64,41 @@ def test_failures_from_one_address_do_not_lock_the_user_out_of_another(
     assert _login(api, user["username"], PASSWORD).status_code == 201
     wrapper.address = ATTACKER  # the owner's success does not unlock the attacker's address
     assert _login(api, user["username"], PASSWORD).status_code == 429
+
+
+def test_failures_lock_an_ipv6_attackers_whole_64(
+    addressed: tuple[Addressed, TestClient], settings: Settings
+) -> None:
+    """Moving to another address of the same /64 does not buy fresh guesses; another /64 (or
+    the owner's IPv4 address) is not affected."""
+    wrapper, client = addressed
+    api = Api(client, settings, str(uuid.uuid4()))
+    user = api.register()
+    for i in range(settings.login_max_failures):
+        wrapper.address = f"2001:db8:66:1::{i + 1:x}"
+        assert _login(api, user["username"], "a-wrong-guess").status_code == 401
+    wrapper.address = "2001:db8:66:1:abcd::1"
+    assert _login(api, user["username"], PASSWORD).status_code == 429
+    wrapper.address = "2001:db8:66:2::1"
+    assert _login(api, user["username"], PASSWORD).status_code == 201
+
+
+def test_logins_refused_for_a_full_hashing_queue_are_not_counted(
+    addressed: tuple[Addressed, TestClient], settings: Settings
+) -> None:
+    """While someone keeps the password-hashing queue full, the owner's logins get 503; none of
+    them counts as a failure, so the owner's address is not locked once the queue drains."""
+    _, client = addressed
+    api = Api(client, settings, str(uuid.uuid4()))
+    user = api.register()
+    with ExitStack() as full:
+        for _ in range(HASHES.capacity):
+            full.enter_context(HASHES.ticket())
+        for _ in range(settings.login_max_failures + 2):
+            r = _login(api, user["username"], PASSWORD)
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"]
+    assert _login(api, user["username"], PASSWORD).status_code == 201
 
 
 def test_login_has_its_own_budget_per_client_address(settings: Settings) -> None:

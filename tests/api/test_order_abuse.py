@@ -81,6 +81,17 @@ class TestUnpaidOrderCap:
         r = there.request("POST", "/orders", json={"petId": shop.pet()["id"]})
         assert r.status_code == 201, r.text
 
+    def test_ipv6_guests_are_counted_per_64(self, shop: Shop) -> None:
+        addresses = ["2001:db8:7:1::1", "2001:db8:7:1::2", "2001:db8:7:1:a::3"]
+        for address in addresses:
+            r = _at(shop.api, address).request("POST", "/orders", json={"petId": shop.pet()["id"]})
+            assert r.status_code == 201, r.text
+        same_64 = _at(shop.api, "2001:db8:7:1:ffff::4")
+        _refused_at_the_cap(same_64.request("POST", "/orders", json={"petId": shop.pet()["id"]}))
+        other_64 = _at(shop.api, "2001:db8:7:2::1")
+        r = other_64.request("POST", "/orders", json={"petId": shop.pet()["id"]})
+        assert r.status_code == 201, r.text
+
     def test_a_lapsed_hold_is_not_counted(self, shop: Shop) -> None:
         held = [shop.placed() for _ in range(3)]
 

@@ -65,6 +65,25 @@ class TestInProcess:
             assert r.headers["ratelimit-remaining"] == "2"
             assert spender.get("/v1/pets").status_code == 429  # and the spender stays refused
 
+    def test_ipv6_clients_share_a_budget_per_64(self, settings: Settings) -> None:
+        """An IPv6 client picks any address of its /64 at will: the /64 is one budget, another
+        /64 has its own; an IPv4-mapped address counts as the IPv4 address."""
+        app = create_app(settings.with_overrides(rate_limit_per_minute=2))
+        with (
+            app.test_client(client=("2001:db8:1:2::1", 1234)) as first,
+            app.test_client(client=("2001:db8:1:2:ffff::9", 1234)) as same_64,
+            app.test_client(client=("2001:db8:1:3::1", 1234)) as other_64,
+            app.test_client(client=("198.51.100.41", 1234)) as v4,
+            app.test_client(client=("::ffff:198.51.100.41", 1234)) as mapped,
+        ):
+            assert [first.get("/v1/pets").status_code for _ in range(2)] == [200, 200]
+            assert same_64.get("/v1/pets").status_code == 429
+            r = other_64.get("/v1/pets")
+            assert r.status_code == 200
+            assert r.headers["ratelimit-remaining"] == "1"
+            assert [v4.get("/v1/pets").status_code for _ in range(2)] == [200, 200]
+            assert mapped.get("/v1/pets").status_code == 429
+
     def test_an_invalid_token_does_not_buy_a_fresh_budget(self, limited: TestClient) -> None:
         for _ in range(4):
             limited.get("/v1/pets")

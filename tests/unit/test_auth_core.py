@@ -127,6 +127,10 @@ def test_a_token_is_verified_once_per_request(settings: Settings) -> None:
         assert Counting.calls == 1
         assert client_key(claims, "10.0.0.1") == f"sub:{tenant}:{user.id}"
         assert client_key(None, "10.0.0.1") == "ip:10.0.0.1"
+        assert client_key(None, "2001:db8::1") == client_key(None, "2001:db8::ffff:1")
+        assert client_key(None, "2001:db8::1") == "ip:2001:db8::/64"
+        assert client_key(None, "2001:db8:0:1::1") == "ip:2001:db8:0:1::/64"
+        assert client_key(None, "::ffff:10.0.0.1") == "ip:10.0.0.1"
 
     _scenario(settings, go)
 

@@ -153,25 +153,76 @@ def test_authenticate_throttles_per_username_and_per_client(
     run_db(settings, go)
 
 
+class Sleeps:
+    """The throttle's sleep: records each delay, and how many sleeps overlapped at most."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self.active = 0
+        self.most_at_once = 0
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        self.active += 1
+        self.most_at_once = max(self.most_at_once, self.active)
+        try:
+            await asyncio.sleep(0.005)
+        finally:
+            self.active -= 1
+
+
 def test_a_username_failing_from_many_addresses_is_slowed_never_locked(
     settings: Settings, tenant: str
 ) -> None:
-    """Past the limit, each attempt for the username waits a delay that doubles up to the cap;
-    the right password from yet another address still succeeds."""
+    """Past the limit, each attempt for the username waits (in ``authenticate``) a delay that
+    doubles up to the cap; the right password from yet another address still succeeds, after
+    its delay."""
     new = new_user("walter", "w@example.com")
+    sleeps = Sleeps()
     throttle = FailureThrottle(
-        MemoryCounterStore(), max_failures=2, window_seconds=60, backoff_base=0.01, backoff_max=0.04
-    )
-    assert [throttle.delay_for(n) for n in range(1, 7)] == [0, 0, 0.01, 0.02, 0.04, 0.04]
+        MemoryCounterStore(), max_failures=2, window_seconds=60, backoff_base=0.01,
+        backoff_max=0.04, sleep=sleeps,
+    )  # fmt: skip
 
     async def go(db: Database) -> None:
         await users.register(db, tenant, new)
-        for i in range(8):  # 8 addresses, one guess each: none reaches its own limit
+        for i in range(6):  # 6 addresses, one guess each: none reaches its own limit
             with pytest.raises(AuthenticationFailed):
                 await users.authenticate(db, tenant, "walter", "wrong", throttle, f"10.1.0.{i}")
+        assert sleeps.delays == [0.01, 0.02, 0.04, 0.04]  # the 3rd to the 6th attempt
         assert await throttle.backoff("probe") == 0  # other keys are unaffected
         ok = await users.authenticate(db, tenant, "walter", "password-123", throttle, "10.2.0.1")
         assert ok.username == "walter"
+        assert sleeps.delays[-1] == 0.04
+
+    run_db(settings, go)
+
+
+def test_parallel_attempts_on_a_username_in_backoff_take_turns(
+    settings: Settings, tenant: str
+) -> None:
+    """Guesses sent in parallel from many addresses wait their delays one after another (per
+    worker), not all at once: parallelism buys an attacker nothing."""
+    new = new_user("wanda", "wa@example.com")
+    sleeps = Sleeps()
+    throttle = FailureThrottle(
+        MemoryCounterStore(), max_failures=2, window_seconds=60, backoff_base=0.01,
+        backoff_max=0.04, sleep=sleeps,
+    )  # fmt: skip
+
+    async def go(db: Database) -> None:
+        await users.register(db, tenant, new)
+        results = await asyncio.gather(
+            *[
+                users.authenticate(db, tenant, "wanda", "wrong", throttle, f"10.3.0.{i}")
+                for i in range(8)
+            ],
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, AuthenticationFailed) for r in results)
+        assert sorted(sleeps.delays) == [0.01, 0.02, 0.04, 0.04, 0.04, 0.04]
+        assert sleeps.most_at_once == 1
+        assert throttle._lines == {}  # nothing is kept once the turns are over
 
     run_db(settings, go)
 
@@ -281,9 +332,13 @@ def test_ensure_admin_promotes_an_existing_account_only_when_told(
         throttle = FailureThrottle(MemoryCounterStore(), max_failures=5, window_seconds=60)
         logged_in = await users.authenticate(db, tenant, "chief", "admin-password-9", throttle, "c")
         assert logged_in.id == account.id
-        # an existing admin (matched in any case) is kept, without the opt-in
-        kept = await users.ensure_admin(db, tenant, "CHIEF", "admin-password-10")
+        # an existing admin (matched in any case) is kept, without the opt-in; the same
+        # password keeps its tokens, a new one ends them
+        kept = await users.ensure_admin(db, tenant, "CHIEF", "admin-password-9")
         assert kept.id == account.id
         assert kept.token_version == admin.token_version
+        changed = await users.ensure_admin(db, tenant, "CHIEF", "admin-password-10")
+        assert changed.id == account.id
+        assert changed.token_version == admin.token_version + 1
 
     run_db(settings, go)
