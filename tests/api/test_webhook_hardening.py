@@ -312,10 +312,15 @@ class FakeDns:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.answers: dict[str, list[str]] = {}
         self.lookups: list[str] = []
+        self.resolved: list[str] = []
+        """Every name looked up in DNS (scripted or not)."""
         real = socket.getaddrinfo
 
         def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
             name = host.decode() if isinstance(host, bytes) else host
+            if kwargs.get("flags", 0) & socket.AI_NUMERICHOST:  # not a lookup
+                return real(host, port, *args, **kwargs)
+            self.resolved.append(name)
             if name not in self.answers:
                 return real(host, port, *args, **kwargs)
             self.lookups.append(name)
@@ -360,6 +365,29 @@ class TestSsrf:
         assert r.json()["errors"] == [
             {"field": "url", "message": url_guard.REFUSED, "code": "blocked_url"}
         ]
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://probe.example.com/hook",
+            "https://probe.example.com:22/hook",
+            "https://10.0.0.1/hook",
+            "https://0x7f.1/hook",
+            "https://[fd00::1]/hook",
+        ],
+    )
+    def test_refusals_that_need_no_dns_make_no_lookup(
+        self, strict: Any, url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Scheme, port and literal addresses are checked before any resolution, so such a URL
+        cannot make the server look a name up."""
+        api, token = strict
+        dns = FakeDns(monkeypatch)
+        r = api.request(
+            "POST", "/webhooks", token, json={"url": url, "events": ["payment.succeeded"]}
+        )
+        assert r.status_code == 422, r.text
+        assert dns.resolved == []
 
     def test_dns_rebinding_is_refused_at_delivery(
         self, strict: Any, monkeypatch: pytest.MonkeyPatch
