@@ -8,6 +8,7 @@ from typing import Any
 from connexion import request as connexion_request
 from starlette.responses import Response
 
+from auth.principals import client_address
 from handlers._access import order_access
 from handlers._context import api_base, container, json_response, no_content, principal
 from schemas.webhooks import dump_deliveries, dump_delivery, dump_subscription, dump_subscriptions
@@ -60,9 +61,8 @@ async def callback_example(id: uuid.UUID, body: dict[str, Any]) -> Response:  # 
     request = service.CallbackRequest(
         body["callbackUrl"], body["amount"], body["currency"], body["timestamp"]
     )
-    client = connexion_request.scope.get("client")
     queued = await container().webhooks.callback(
-        await order_access(), uuid.UUID(str(id)), request, client[0] if client else None
+        await order_access(), uuid.UUID(str(id)), request, client_address(connexion_request.scope)
     )
     return json_response(
         {"message": "Callback enqueued", "callbackId": str(queued.delivery_id),
