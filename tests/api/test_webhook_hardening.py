@@ -265,6 +265,37 @@ def test_a_claim_leaves_out_hosts_at_their_limit(shop: Shop, hook: Receiver) -> 
     assert run_db(shop.api.settings, go) == (2, 0, 2)
 
 
+def test_a_claim_leaves_out_owners_at_their_limit(shop: Shop, hook: Receiver) -> None:
+    """Many names for one (hanging) server are many hosts but one owner: an owner's deliveries
+    in flight are capped too (per_owner), so they cannot fill every slot of the pool."""
+    names = [
+        hook.url.replace("127.0.0.1", name) for name in ("127.0.0.1", "127.0.0.2", "localhost")
+    ]
+    for url in names:
+        subscribe(shop, url, events=["order.statusChanged"])
+    order = shop.placed()
+    shop.api.request("DELETE", f"/orders/{order['id']}", shop.token)
+    policy = replace(delivery_policy(shop.api.settings), per_host=4, per_owner=2)
+
+    async def go(db: Database) -> tuple[int, int, set[str]]:
+        first = await delivery.claim(db, 50, policy, {}, {})
+        mine = [c for c in first if c.url in names]
+        owner = {c.owner for c in mine}
+        again = await delivery.claim(db, 50, policy, {}, dict.fromkeys(owner, 2))
+        return len(mine), len([c for c in again if c.url in names]), owner
+
+    claimed, again, owners = run_db(shop.api.settings, go)
+    assert (claimed, again) == (2, 0)  # the third waits, PENDING, for a free owner slot
+    assert owners == {f"user:{shop.user['id']}"}
+
+
+def test_the_per_owner_limit_is_configurable() -> None:
+    env = {"PETSTORE_JWT_SECRET": "x" * 40}
+    assert Settings.from_env(env).webhook_per_owner == 4
+    env["PETSTORE_WEBHOOK_PER_OWNER"] = "2"
+    assert delivery_policy(Settings.from_env(env)).per_owner == 2
+
+
 class TestPurge:
     def test_old_delivered_and_dead_rows_are_purged_in_batches(
         self, shop: Shop, hook: Receiver
