@@ -131,6 +131,7 @@ def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
         secrets=SecretBox(settings.jwt_secret),
         concurrency=settings.webhook_concurrency,
         per_host=settings.webhook_per_host,
+        per_owner=settings.webhook_per_owner,
     )
 
 

@@ -136,7 +136,7 @@ def reset_postgres(url: str) -> None:
 def migrate(settings: Settings) -> None:
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = settings.database_url
-    config.attributes["jwt_secret"] = settings.jwt_secret  # the key of sealed secrets (0007)
+    config.attributes["jwt_secret"] = settings.jwt_secret  # the key of sealed secrets (0009)
     command.upgrade(config, "head")
 
 

@@ -121,6 +121,7 @@ class Settings:
     webhook_allowed_ports: frozenset[int] = frozenset({80, 443})
     webhook_concurrency: int = 32
     webhook_per_host: int = 4
+    webhook_per_owner: int = 4
     webhook_retention_days: float = 30.0
     callbacks_per_order: int = 5
     callbacks_per_hour: int = 20
@@ -226,6 +227,7 @@ class Settings:
             webhook_allowed_ports=_ports(env.get("PETSTORE_WEBHOOK_ALLOWED_PORTS") or "80,443"),
             webhook_concurrency=max(1, int(env.get("PETSTORE_WEBHOOK_CONCURRENCY", 32))),
             webhook_per_host=max(1, int(env.get("PETSTORE_WEBHOOK_PER_HOST", 4))),
+            webhook_per_owner=max(1, int(env.get("PETSTORE_WEBHOOK_PER_OWNER", 4))),
             webhook_retention_days=float(env.get("PETSTORE_WEBHOOK_RETENTION_DAYS", 30)),
             callbacks_per_order=int(env.get("PETSTORE_CALLBACKS_PER_ORDER", 5)),
             callbacks_per_hour=int(env.get("PETSTORE_CALLBACKS_PER_HOUR", 20)),

@@ -1,10 +1,11 @@
 """Webhook and callback delivery: at least once, signed, with exponential backoff.
 
 The worker (``run_worker``) is a continuous pool: it keeps up to ``concurrency`` deliveries in
-flight, at most ``per_host`` to one host (the URL's ``host:port``), and claims the next due
-delivery as soon as one finishes, so a host that hangs until the deadline holds only its own
-slots and never delays another host's deliveries. A host at its limit is left out of the claim
-(its due deliveries stay PENDING, not leased while they wait).
+flight, at most ``per_host`` to one host (the URL's ``host:port``) and ``per_owner`` of one
+owner (many names pointing at one hanging server are many hosts but one owner), and claims the
+next due delivery as soon as one finishes, so a host (or an owner's hosts) that hangs until the
+deadline holds only its own slots and never delays others' deliveries. A host or owner at its
+limit is left out of the claim (its due deliveries stay PENDING, not leased while they wait).
 
 It claims due deliveries (PENDING and due, or DELIVERING with an expired lease after a crash),
 marks them DELIVERING with a lease, and posts them outside any transaction. Claims use
@@ -61,6 +62,10 @@ class DeliveryPolicy:
     """Deliveries in flight at once in one worker process."""
     per_host: int = 4
     """Of those, at most this many to one host (``host:port``)."""
+    per_owner: int = 4
+    """And at most this many of one owner's (a subscription's owner; a callback's order
+    owner, or the order itself for a guest's): many names pointing at one hanging server
+    are many hosts, but one owner."""
 
     def backoff(self, attempt: int) -> timedelta:
         return timedelta(
@@ -84,6 +89,8 @@ class Claimed:
     occurred_at: datetime
     data: dict[str, Any]
     attempt: int
+    owner: str = ""
+    """Whose in-flight deliveries it counts against (``DeliveryPolicy.per_owner``)."""
 
 
 class Sender(Protocol):
@@ -102,16 +109,39 @@ def _open(policy: DeliveryPolicy, sealed: str | None) -> str | None:
         return None
 
 
+USER_OWNER = "user:"
+
+
+def _owner(delivery: WebhookDelivery, event: WebhookEvent, owner_id: uuid.UUID | None) -> str:
+    if owner_id is not None:  # a subscription's owner
+        return f"{USER_OWNER}{owner_id}"
+    if event.order_owner_id is not None:  # a callback on a member's order
+        return f"{USER_OWNER}{event.order_owner_id}"
+    order = event.payload.get("order") if isinstance(event.payload, dict) else None
+    order_id = order.get("id") if isinstance(order, dict) else None
+    return f"order:{order_id or delivery.id}"  # a callback on a guest's order
+
+
+def _owners_full(owners: dict[str, int], policy: DeliveryPolicy) -> list[uuid.UUID]:
+    return [
+        uuid.UUID(key.removeprefix(USER_OWNER))
+        for key, n in owners.items()
+        if n >= policy.per_owner and key.startswith(USER_OWNER)
+    ]
+
+
 def _claim(
     session: Session,
     limit: int,
     policy: DeliveryPolicy,
     skip_locked: bool,
     busy: dict[str, int] | None = None,
+    owners: dict[str, int] | None = None,
 ) -> list[Claimed]:
     """Claim up to ``limit`` due deliveries. With ``busy`` (host → deliveries in flight), claim
     at most ``policy.per_host`` per host counting those; hosts already at the limit are left
-    out of the query, and the deliveries of a host that reaches it here are not claimed."""
+    out of the query, and the deliveries of a host that reaches it here are not claimed. The
+    same with ``owners`` (owner → deliveries in flight) and ``policy.per_owner``."""
     now = utcnow()
     due = or_(
         and_(
@@ -126,24 +156,42 @@ def _claim(
     stmt = select(WebhookDelivery).where(due)
     if full:
         stmt = stmt.where(WebhookDelivery.host.not_in(full))
+    by_owner = dict(owners or {})
+    full_owners = _owners_full(by_owner, policy) if owners is not None else []
+    if full_owners:
+        theirs = select(WebhookSubscription.id).where(WebhookSubscription.owner_id.in_(full_owners))
+        stmt = stmt.where(
+            or_(
+                WebhookDelivery.subscription_id.is_(None),
+                WebhookDelivery.subscription_id.not_in(theirs),
+            ),
+            ~exists().where(
+                WebhookEvent.id == WebhookDelivery.event_id,
+                WebhookDelivery.subscription_id.is_(None),
+                WebhookEvent.order_owner_id.in_(full_owners),
+            ),
+        )
     stmt = stmt.order_by(WebhookDelivery.next_attempt_at).limit(limit)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
     claimed = []
     for delivery in session.scalars(stmt).all():
-        if busy is not None:
-            if counts.get(delivery.host, 0) >= policy.per_host:
-                continue  # stays PENDING for a later claim
-            counts[delivery.host] = counts.get(delivery.host, 0) + 1
+        if busy is not None and counts.get(delivery.host, 0) >= policy.per_host:
+            continue  # stays PENDING for a later claim
         event = session.get(WebhookEvent, delivery.event_id)
         sealed = delivery.secret
+        owner_id = None
         if delivery.subscription_id is not None:
             subscription = session.get(WebhookSubscription, delivery.subscription_id)
             sealed = subscription.secret if subscription else None
+            owner_id = subscription.owner_id if subscription else None
         if event is None or sealed is None:  # its subscription was deleted meanwhile
             delivery.status = DeliveryStatus.DEAD
             delivery.last_error = "subscription deleted"
             continue
+        owner = _owner(delivery, event, owner_id)
+        if owners is not None and by_owner.get(owner, 0) >= policy.per_owner:
+            continue  # stays PENDING for a later claim
         secret = _open(policy, sealed)
         if secret is None:
             delivery.status = DeliveryStatus.DEAD
@@ -155,20 +203,28 @@ def _claim(
             delivery.status = DeliveryStatus.DEAD
             delivery.lease_until = None
             continue
+        counts[delivery.host] = counts.get(delivery.host, 0) + 1
+        by_owner[owner] = by_owner.get(owner, 0) + 1
         delivery.status = DeliveryStatus.DELIVERING
         delivery.lease_until = now + timedelta(seconds=policy.lease_seconds)
         delivery.attempts += 1
         claimed.append(
             Claimed(delivery.id, delivery.url, secret, event.id, event.event_type,
-                    event.created_at, event.payload, delivery.attempts)
+                    event.created_at, event.payload, delivery.attempts, owner)
         )  # fmt: skip
     return claimed
 
 
 async def claim(
-    db: Database, limit: int, policy: DeliveryPolicy, busy: dict[str, int] | None = None
+    db: Database,
+    limit: int,
+    policy: DeliveryPolicy,
+    busy: dict[str, int] | None = None,
+    owners: dict[str, int] | None = None,
 ) -> list[Claimed]:
-    return await db.run_system(lambda s: _claim(s, limit, policy, db.skip_locked, busy), write=True)
+    return await db.run_system(
+        lambda s: _claim(s, limit, policy, db.skip_locked, busy, owners), write=True
+    )
 
 
 async def _record(
@@ -280,14 +336,19 @@ async def run_worker(
     as soon as a delivery finishes). Cancelled deliveries are left DELIVERING: their lease runs
     out and another claim takes them again (at least once)."""
     busy: dict[str, int] = {}
+    owners: dict[str, int] = {}
     running: set[asyncio.Task[bool]] = set()
     finished = asyncio.Event()
 
-    def done(host: str, task: asyncio.Task[bool]) -> None:
+    def release(counts: dict[str, int], key: str) -> None:
+        counts[key] -= 1
+        if not counts[key]:
+            del counts[key]
+
+    def done(host: str, owner: str, task: asyncio.Task[bool]) -> None:
         running.discard(task)
-        busy[host] -= 1
-        if not busy[host]:
-            del busy[host]
+        release(busy, host)
+        release(owners, owner)
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery failed", exc_info=task.exception())
         finished.set()
@@ -299,16 +360,19 @@ async def run_worker(
             free = policy.concurrency - len(running)
             if free > 0:
                 try:
-                    batch = await claim(db, free, policy, busy)
+                    batch = await claim(db, free, policy, busy, owners)
                 except Exception:
                     log.exception("webhook claim failed")
                     batch = []
                 for item in batch:
                     host = host_of(item.url)
                     busy[host] = busy.get(host, 0) + 1
+                    owners[item.owner] = owners.get(item.owner, 0) + 1
                     task = asyncio.create_task(deliver(db, sender, item, policy))
                     running.add(task)
-                    task.add_done_callback(lambda t, h=host: done(h, t))  # type: ignore[misc]
+                    task.add_done_callback(
+                        lambda t, h=host, o=item.owner: done(h, o, t)  # type: ignore[misc]
+                    )
                     started += 1
             if started and len(running) < policy.concurrency:
                 continue  # more may be due (other hosts)

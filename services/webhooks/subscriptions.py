@@ -8,13 +8,18 @@ exist. The signing secret is returned once, at creation, and stored sealed (encr
 
 Order callbacks (the Callback Example) are open to whoever can see the order, guests too, so
 they have two caps: ``callbacks_per_order`` over the order's life (409) and
-``callbacks_per_hour`` per client, an account or a guest's address (429 with Retry-After)."""
+``callbacks_per_hour`` per client, counted against the account (if a token is sent) and the
+client address alike, refused when either is spent (429 with Retry-After). A callback whose
+URL is refused spends the budget too."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 from sqlalchemy import func, select, update
@@ -27,9 +32,9 @@ from models.enums import DeliveryStatus
 from services.orders.orders import OrderAccess, load_visible
 from services.orders.service import check_access
 from services.shared import events
-from services.shared.errors import Conflict, NotFound, TooManyAttempts
+from services.shared.errors import Conflict, FieldError, InvalidInput, NotFound, TooManyAttempts
 from services.shared.pagination import Page, PageRequest
-from services.shared.principal import Principal, address_key, require_scope
+from services.shared.principal import Principal, client_key, require_scope
 from services.shared.secrets import SecretBox
 from services.shared.throttle import CounterStore
 from services.webhooks import url_guard
@@ -65,11 +70,29 @@ class DeliveryView:
     attempts: list[WebhookAttempt] = field(default_factory=list)
 
 
+DNS_TIMEOUT = 2.0
+"""Seconds a registration-time URL check may take; past it, the URL is refused (the same
+refusal as any other)."""
+DNS_THREADS = 4
+_dns_pool = ThreadPoolExecutor(max_workers=DNS_THREADS, thread_name_prefix="url-check")
+"""Registration-time URL checks run on their own few threads, never anyio's shared pool: a
+lookup that hangs past its timeout keeps one of these busy (a thread cannot be cancelled), so
+hanging names can hold at most DNS_THREADS threads, and the checks queued behind them time
+out into refusals."""
+
+
 async def _check_url(url: str, name: str, policy: UrlPolicy) -> None:
-    await anyio.to_thread.run_sync(
-        lambda: url_guard.check(url, name, allow_loopback=policy.allow_loopback,
-                                ports=policy.ports)
-    )  # fmt: skip
+    check = partial(
+        url_guard.check, url, name, allow_loopback=policy.allow_loopback, ports=policy.ports
+    )
+    future = asyncio.wrap_future(_dns_pool.submit(check))
+    try:
+        with anyio.fail_after(DNS_TIMEOUT):
+            await future
+    except TimeoutError as exc:
+        future.cancel()  # dropped if still queued
+        url_guard.log.info("outbound URL refused", extra={"field": name, "reason": "timeout"})
+        raise InvalidInput([FieldError(name, url_guard.REFUSED, "blocked_url")]) from exc
 
 
 async def create_subscription(
@@ -246,11 +269,21 @@ class CallbackLimits:
     """Callbacks per client (account, or a guest's address) per hour (0: no cap)."""
 
 
-def callback_client(principal: Principal, address: str | None) -> str:
-    """Whose hourly callback budget a request counts against."""
-    if principal.subject is not None:
-        return f"cb:user:{principal.tenant}:{principal.subject}"
-    return f"cb:ip:{address_key(address)}"
+def callback_keys(principal: Principal, address: str | None) -> list[str]:
+    """Every hourly callback budget a request spends: the account's (when a token is sent) and
+    the client address's (always), so accounts opened from one address share its budget."""
+    keys = [client_key(principal.tenant, principal.subject, address), client_key("", None, address)]
+    return ["cb:" + k for k in dict.fromkeys(keys)]
+
+
+def _precheck(session: Session, access: OrderAccess, order_id: uuid.UUID, per_order: int) -> None:
+    order = load_visible(session, access, order_id)
+    if 0 < per_order <= order.callbacks_registered:
+        raise Conflict(
+            f"This order already has the {per_order} callbacks an order may register.",
+            field="callbackUrl",
+            code="limit",
+        )
 
 
 async def enqueue_order_callback(
@@ -356,21 +389,31 @@ class WebhookService:
         TooManyAttempts (hourly budget spent) besides enqueue_order_callback's errors."""
         check_access(access, "write:orders")
         per_hour = self.callbacks.per_hour
-        key = callback_client(access.principal, address)
-        if per_hour > 0:
-            count, reset = await self.counters.increment(key, HOUR)
-            if count > per_hour:
+        keys = callback_keys(access.principal, address) if per_hour > 0 else []
+        if keys:
+            counted = await asyncio.gather(*(self.counters.increment(k, HOUR) for k in keys))
+            spent = [reset for count, reset in counted if count > per_hour]
+            if spent:
                 raise TooManyAttempts(
-                    retry_after=max(reset, 1),
+                    retry_after=max(max(spent), 1),
                     detail=f"At most {per_hour} order callbacks per hour per client; "
                     "try again later.",
                 )
         try:
-            return await enqueue_order_callback(
-                self.db, access, order_id, request,
-                box=self.box, urls=self.urls, limits=self.callbacks,
-            )  # fmt: skip
-        except Exception:
-            if per_hour > 0:  # only callbacks really queued spend the hourly budget
+            # What costs nothing is refused before the URL check: an unknown (or someone
+            # else's) order, one whose callbacks are used up. Those give the budget back.
+            await self.db.run(
+                access.principal.tenant,
+                lambda s: _precheck(s, access, order_id, self.callbacks.per_order),
+                write=True,
+            )
+        except (NotFound, Conflict):
+            for key in keys:
                 await self.counters.decrement(key)
             raise
+        # From here on the URL is checked (a DNS lookup): a refusal keeps its charge, so
+        # refused URLs are no free resolution probes.
+        return await enqueue_order_callback(
+            self.db, access, order_id, request,
+            box=self.box, urls=self.urls, limits=self.callbacks,
+        )  # fmt: skip

@@ -12,6 +12,8 @@ must themselves be public.
 
 The check runs when the URL is registered and again before every delivery (a name may resolve
 elsewhere by then: DNS rebinding), and the delivery connects to the address that was checked.
+What needs no DNS is decided first (scheme, port, a literal address in any form the resolver
+accepts), so a URL refused for those never makes the server look a name up.
 Every refusal reads the same to the caller (no port-scan or resolution oracle); the real reason
 is logged server-side. ``allow_loopback`` (local development and tests:
 PETSTORE_WEBHOOK_ALLOW_LOOPBACK=1) admits http and https URLs, on any port, whose every address
@@ -118,17 +120,38 @@ def _address(text: str) -> IPAddress:
     return ipaddress.ip_address(text.split("%", 1)[0])
 
 
+def _lookup(host: str, port: int, numeric: bool) -> list[str]:
+    flags = socket.AI_NUMERICHOST if numeric else 0
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags)
+    return [str(info[4][0]) for info in infos]
+
+
+def _literal(host: str, port: int) -> list[str] | None:
+    """The address a literal IP host stands for (every form the resolver takes as one:
+    ``10.0.0.1``, ``::1``, ``0x7f.1``, ``2130706433``), without a DNS lookup; None for a name."""
+    try:
+        return _lookup(host, port, numeric=True)
+    except (OSError, UnicodeError, ValueError):
+        return None
+
+
 def resolve(
     url: str, *, allow_loopback: bool = False, ports: frozenset[int] = DEFAULT_PORTS
 ) -> str:
     """The address to connect to for ``url`` (every address the name has was checked).
-    Raises BlockedUrl."""
+    Everything that can be decided without DNS is decided first (scheme, port, a literal
+    address), so a refused URL never makes a lookup. Raises BlockedUrl."""
     scheme, host, port = _target(url)
+    strict = scheme == "https" and port in ports
+    if not allow_loopback and not strict:
+        raise BlockedUrl(
+            "scheme is not https" if scheme != "https" else f"port {port} is not allowed"
+        )
+    addresses = _literal(host, port)  # a literal address needs no lookup
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = addresses if addresses is not None else _lookup(host, port, numeric=False)
     except (OSError, UnicodeError) as exc:
         raise BlockedUrl(f"{host} does not resolve") from exc
-    addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise BlockedUrl(f"{host} does not resolve")
     ips = [_address(a) for a in addresses]

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, update
+from starlette.testclient import TestClient
 
 from app import create_app, delivery_policy
 from infra.webhooks import HttpSender
@@ -90,7 +91,7 @@ class TestCallbackCaps:
         self, tuned: Any, hook: Receiver
     ) -> None:
         client, settings = tuned
-        shop = Shop(Api(client, settings, str(uuid.uuid4())))
+        shop = Shop(_at(Api(client, settings, str(uuid.uuid4())), _address()))
         first, second = shop.placed(), shop.placed()
         body = {**CALLBACK, "callbackUrl": hook.url}
         for order in (first, first, second):
@@ -102,35 +103,81 @@ class TestCallbackCaps:
         assert (
             r.json()["detail"] == "At most 3 order callbacks per hour per client; try again later."
         )
-        # Another client (an account of its own) has its own budget.
+        # Another account from the same address shares the address's budget ...
         other = shop.api.user_token()[1]
         third = shop.placed(other)
         r = shop.api.request("POST", f"/orders/{third['id']}", other, json=body)
-        assert r.status_code == 201
+        assert r.status_code == 429, r.text
+        # ... and has its own from another address.
+        elsewhere = _at(shop.api, _address())
+        r = elsewhere.request("POST", f"/orders/{third['id']}", other, json=body)
+        assert r.status_code == 201, r.text
+
+    def test_fresh_accounts_behind_one_address_share_its_budget(
+        self, tuned: Any, hook: Receiver
+    ) -> None:
+        client, settings = tuned
+        shop = Shop(_at(Api(client, settings, str(uuid.uuid4())), _address()))
+        body = {**CALLBACK, "callbackUrl": hook.url}
+        statuses = []
+        for _ in range(4):  # a throwaway account per callback
+            token = shop.api.user_token()[1]
+            order = shop.placed(token)
+            r = shop.api.request("POST", f"/orders/{order['id']}", token, json=body)
+            statuses.append(r.status_code)
+        assert statuses == [201, 201, 201, 429]
 
     def test_guests_are_counted_per_address(self, tuned: Any, hook: Receiver) -> None:
         client, settings = tuned
         shop = Shop(Api(client, settings, str(uuid.uuid4())))
         body = {**CALLBACK, "callbackUrl": hook.url}
+        first, second = _at(shop.api, _address()), _at(shop.api, _address())
         statuses = []
-        for _ in range(2):
+        for api in (first, first, second):
             order = shop.order(shop.pet()["id"]).json()
             headers = {"X-Order-Token": order["guestToken"]}
             for _ in range(2):
-                r = shop.api.request("POST", f"/orders/{order['id']}", json=body, headers=headers)
+                r = api.request("POST", f"/orders/{order['id']}", json=body, headers=headers)
                 statuses.append(r.status_code)
-        assert statuses == [201, 201, 201, 429]  # three guest callbacks per address per hour
+        # three guest callbacks per address per hour; the second address has its own three
+        assert statuses == [201, 201, 201, 429, 201, 201]
 
-    def test_refused_requests_do_not_spend_the_budget(self, tuned: Any, hook: Receiver) -> None:
+    def test_refused_urls_spend_the_budget(self, tuned: Any, hook: Receiver) -> None:
+        """A refused URL was checked (a DNS lookup): it is charged, so refusals are no free
+        resolution probes."""
         client, settings = tuned
-        shop = Shop(Api(client, settings, str(uuid.uuid4())))
+        shop = Shop(_at(Api(client, settings, str(uuid.uuid4())), _address()))
         order = shop.placed()
         path = f"/orders/{order['id']}"
-        bad = {**CALLBACK, "callbackUrl": "https://10.0.0.1/x"}
-        for _ in range(4):
+        bad = {**CALLBACK, "callbackUrl": "https://no-such-host.invalid/x"}
+        for _ in range(3):
             assert shop.api.request("POST", path, shop.token, json=bad).status_code == 422
         body = {**CALLBACK, "callbackUrl": hook.url}
-        assert shop.api.request("POST", path, shop.token, json=body).status_code == 201
+        assert shop.api.request("POST", path, shop.token, json=body).status_code == 429
+
+    def test_unknown_orders_do_not_spend_the_budget(self, tuned: Any, hook: Receiver) -> None:
+        """Refused before any URL check (no lookup made): the budget is given back."""
+        client, settings = tuned
+        shop = Shop(_at(Api(client, settings, str(uuid.uuid4())), _address()))
+        body = {**CALLBACK, "callbackUrl": "https://no-such-host.invalid/x"}
+        for _ in range(4):
+            r = shop.api.request("POST", f"/orders/{uuid.uuid4()}", shop.token, json=body)
+            assert r.status_code == 404, r.text
+        order = shop.placed()
+        body = {**CALLBACK, "callbackUrl": hook.url}
+        r = shop.api.request("POST", f"/orders/{order['id']}", shop.token, json=body)
+        assert r.status_code == 201, r.text
+
+
+def _address() -> str:
+    """A client address of its own (the tuned app's counters outlive a test)."""
+    n = uuid.uuid4().int
+    return f"10.{n % 250 + 1}.{(n >> 8) % 250 + 1}.{(n >> 16) % 250 + 1}"
+
+
+def _at(api: Api, address: str) -> Api:
+    """The same app and tenant, seen from another client address."""
+    return Api(TestClient(api.client.app, client=(address, 50000)), api.settings, api.tenant)
 
 
 def _cancel_over_http(http: httpx.Client, token: str, pet_id: str) -> None:
@@ -216,6 +263,37 @@ def test_a_claim_leaves_out_hosts_at_their_limit(shop: Shop, hook: Receiver) -> 
         )
 
     assert run_db(shop.api.settings, go) == (2, 0, 2)
+
+
+def test_a_claim_leaves_out_owners_at_their_limit(shop: Shop, hook: Receiver) -> None:
+    """Many names for one (hanging) server are many hosts but one owner: an owner's deliveries
+    in flight are capped too (per_owner), so they cannot fill every slot of the pool."""
+    names = [
+        hook.url.replace("127.0.0.1", name) for name in ("127.0.0.1", "127.0.0.2", "localhost")
+    ]
+    for url in names:
+        subscribe(shop, url, events=["order.statusChanged"])
+    order = shop.placed()
+    shop.api.request("DELETE", f"/orders/{order['id']}", shop.token)
+    policy = replace(delivery_policy(shop.api.settings), per_host=4, per_owner=2)
+
+    async def go(db: Database) -> tuple[int, int, set[str]]:
+        first = await delivery.claim(db, 50, policy, {}, {})
+        mine = [c for c in first if c.url in names]
+        owner = {c.owner for c in mine}
+        again = await delivery.claim(db, 50, policy, {}, dict.fromkeys(owner, 2))
+        return len(mine), len([c for c in again if c.url in names]), owner
+
+    claimed, again, owners = run_db(shop.api.settings, go)
+    assert (claimed, again) == (2, 0)  # the third waits, PENDING, for a free owner slot
+    assert owners == {f"user:{shop.user['id']}"}
+
+
+def test_the_per_owner_limit_is_configurable() -> None:
+    env = {"PETSTORE_JWT_SECRET": "x" * 40}
+    assert Settings.from_env(env).webhook_per_owner == 4
+    env["PETSTORE_WEBHOOK_PER_OWNER"] = "2"
+    assert delivery_policy(Settings.from_env(env)).per_owner == 2
 
 
 class TestPurge:
@@ -312,10 +390,15 @@ class FakeDns:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.answers: dict[str, list[str]] = {}
         self.lookups: list[str] = []
+        self.resolved: list[str] = []
+        """Every name looked up in DNS (scripted or not)."""
         real = socket.getaddrinfo
 
         def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
             name = host.decode() if isinstance(host, bytes) else host
+            if kwargs.get("flags", 0) & socket.AI_NUMERICHOST:  # not a lookup
+                return real(host, port, *args, **kwargs)
+            self.resolved.append(name)
             if name not in self.answers:
                 return real(host, port, *args, **kwargs)
             self.lookups.append(name)
@@ -360,6 +443,54 @@ class TestSsrf:
         assert r.json()["errors"] == [
             {"field": "url", "message": url_guard.REFUSED, "code": "blocked_url"}
         ]
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://probe.example.com/hook",
+            "https://probe.example.com:22/hook",
+            "https://10.0.0.1/hook",
+            "https://0x7f.1/hook",
+            "https://[fd00::1]/hook",
+        ],
+    )
+    def test_refusals_that_need_no_dns_make_no_lookup(
+        self, strict: Any, url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Scheme, port and literal addresses are checked before any resolution, so such a URL
+        cannot make the server look a name up."""
+        api, token = strict
+        dns = FakeDns(monkeypatch)
+        r = api.request(
+            "POST", "/webhooks", token, json={"url": url, "events": ["payment.succeeded"]}
+        )
+        assert r.status_code == 422, r.text
+        assert dns.resolved == []
+
+    def test_a_hanging_lookup_is_refused_after_its_timeout(
+        self, strict: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The registration-time lookup runs under a timeout (2 s) on its own few threads: a
+        name whose DNS never answers is refused like any other URL, and promptly."""
+        api, token = strict
+        real = socket.getaddrinfo
+
+        def hanging(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host == "hang.example.com" and not kwargs.get("flags", 0) & socket.AI_NUMERICHOST:
+                time.sleep(4)
+            return real(host, port, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", hanging)
+        started = time.monotonic()
+        r = api.request(
+            "POST", "/webhooks", token,
+            json={"url": "https://hang.example.com/hook", "events": ["payment.succeeded"]},
+        )  # fmt: skip
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [
+            {"field": "url", "message": url_guard.REFUSED, "code": "blocked_url"}
+        ]
+        assert time.monotonic() - started < 3.5
 
     def test_dns_rebinding_is_refused_at_delivery(
         self, strict: Any, monkeypatch: pytest.MonkeyPatch

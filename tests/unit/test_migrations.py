@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -128,3 +129,54 @@ def test_webhook_secrets_are_sealed_and_hosts_filled_then_opened_back(tmp_path: 
     assert stored() == {"sub": "whsec_subscription", callback_id.hex: "whsec_callback",
                         hook_id.hex: None}  # fmt: skip
     engine.dispose()
+
+
+def test_sealing_refuses_without_the_servers_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0009 with rows to seal and no key known (none passed, no PETSTORE_JWT_SECRET, no
+    var/jwt-secret) stops with a clear error instead of sealing under a new key; with the
+    server's var/jwt-secret it uses that key."""
+    from services.shared.secrets import SecretBox
+
+    url = f"sqlite:///{tmp_path}/m.db"
+    var = tmp_path / "var"
+    monkeypatch.delenv("PETSTORE_JWT_SECRET", raising=False)
+    monkeypatch.setenv("PETSTORE_VAR_DIR", str(var))
+    config = _config(url)
+    command.upgrade(config, "0008")
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    users = sa.Table("users", meta, autoload_with=engine)
+    subs = sa.Table("webhook_subscriptions", meta, autoload_with=engine)
+    owner = uuid.uuid4()
+    now = sa.func.now()
+    with engine.begin() as conn:
+        conn.execute(
+            users.insert().values(
+                id=owner.hex, tenant_id="", username="o", email="o@example.com",
+                first_name="O", last_name="W", password_hash="x", role="user", version=1,
+                created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+        conn.execute(
+            subs.insert().values(
+                id=uuid.uuid4().hex, tenant_id="", owner_id=owner.hex, url="https://a.example/h",
+                events=["payment.succeeded"], secret="whsec_subscription", active=True,
+                created_at=now,
+            )
+        )  # fmt: skip
+    engine.dispose()
+    with pytest.raises(RuntimeError, match="No new key is generated"):
+        command.upgrade(_config(url), "head")
+    assert not (var / "jwt-secret").exists()
+    var.mkdir()
+    (var / "jwt-secret").write_text("the-servers-own-key-long-enough-for-hs256\n")
+    command.upgrade(_config(url), "head")
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        sealed = conn.execute(sa.text("select secret from webhook_subscriptions")).scalar()
+    engine.dispose()
+    assert SecretBox("the-servers-own-key-long-enough-for-hs256").open(str(sealed)) == (
+        "whsec_subscription"
+    )
