@@ -29,7 +29,8 @@ from services.shared.ratelimit import RateLimiter
 
 ORDER_BUDGET = "orders"
 """The named budget (services/shared/ratelimit.py) that Place Order counts against, per client
-and over every protocol, on top of the general rate limit."""
+address and, with a token, per account as well, over every protocol, on top of the general rate
+limit."""
 
 
 class OrderService:
@@ -48,8 +49,9 @@ class OrderService:
         """``receipt_base``: the API base of the links inside event payloads (the receipt link
         in ``payment.succeeded``): PETSTORE_PUBLIC_URL's, or the bare API prefix (a relative
         link); never the request's Host, which a caller chooses. ``max_unpaid``: unpaid orders one
-        client may hold (0: no cap). ``budget``: counts Place Order per client against its
-        ``ORDER_BUDGET``. ``client_secret``: keys the hash under which a guest's address is kept."""
+        client may hold (0: no cap). ``budget``: counts Place Order per client address and
+        per account against its ``ORDER_BUDGET``. ``client_secret``: keys the hash under which a
+        guest's address is kept."""
         self.db = db
         self.processor = processor
         self.hold = hold
@@ -67,8 +69,7 @@ class OrderService:
         Conflict, Forbidden."""
         check_optional_scope(principal, "write:orders")
         if self.budget is not None:
-            who = client_key(principal.tenant, principal.subject, address)
-            decision = await self.budget.hit(who, ORDER_BUDGET)
+            decision = await self.budget.hit(order_budget_keys(principal, address), ORDER_BUDGET)
             if decision is not None and decision.exceeded:
                 raise TooManyAttempts(
                     decision.reset,
@@ -123,6 +124,16 @@ class OrderService:
     async def mine(self, principal: Principal, paging: PageRequest) -> Page[OrderView]:
         """My Orders (read:orders), newest first."""
         return await orders.list_orders(self.db, principal, paging)
+
+
+def order_budget_keys(principal: Principal, address: str | None) -> list[str]:
+    """Every key Place Order is charged to: the client address always and, with a token, the
+    account as well (as auth.principals.client_keys for the general budget), so that accounts
+    opened from one address share that address's order budget."""
+    address_key = client_key("", None, address)
+    if principal.subject is None:
+        return [address_key]
+    return [client_key(principal.tenant, principal.subject, address), address_key]
 
 
 def check_access(access: OrderAccess, scope: str) -> None:

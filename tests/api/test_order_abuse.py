@@ -145,7 +145,26 @@ class TestOrderBudget:
         assert refused.codes == ["RATE_LIMITED"]
         assert 0 < refused.errors[0]["extensions"]["retryAfter"] <= 60
         assert shop.pet_status(pets[2]) == "AVAILABLE"
-        # Other requests of the same caller and other callers' orders are not affected.
+        # Other requests of the same caller and other clients' orders are not affected.
         assert shop.api.request("GET", f"/pets/{pets[0]}", shop.token).status_code == 200
-        other = budgeted.user_token()[1]
-        assert shop.order(pets[3], other).status_code == 201
+        elsewhere = _at(budgeted, "198.51.100.20")
+        other = elsewhere.user_token()[1]
+        r = elsewhere.request("POST", "/orders", other, json={"petId": pets[3]})
+        assert r.status_code == 201, r.text
+
+    def test_two_accounts_from_one_address_share_the_order_budget(self, budgeted: Api) -> None:
+        shop = Shop(budgeted)
+        second = budgeted.user_token()[1]  # another account, opened from the same address
+        pets = [shop.pet()["id"] for _ in range(4)]
+        assert shop.order(pets[0], shop.token).status_code == 201
+        assert _gql_order(budgeted, pets[1], second).ok()
+        over = shop.order(pets[2], second)  # the address's third order this minute
+        assert over.status_code == 429, over.text
+        assert over.json()["detail"].startswith("At most 2 orders a minute")
+        assert _gql_order(budgeted, pets[2], shop.token).codes == ["RATE_LIMITED"]
+        third = budgeted.user_token()[1]  # a fresh account does not bring a fresh budget
+        assert shop.order(pets[2], third).status_code == 429
+        assert shop.pet_status(pets[2]) == "AVAILABLE"
+        # Another address has a budget of its own.
+        r = _at(budgeted, "198.51.100.21").request("POST", "/orders", json={"petId": pets[3]})
+        assert r.status_code == 201, r.text
