@@ -35,13 +35,14 @@ from services.shared.errors import (
     DomainError,
     FieldError,
     InvalidInput,
+    RecentlyHeld,
     TooManyAttempts,
     UnpaidOrderLimit,
 )
 from services.shared.principal import Principal
 
 STORED_HEADERS = ("location", "etag", "content-type")
-NOT_RESULTS = (InvalidInput, TooManyAttempts, UnpaidOrderLimit)
+NOT_RESULTS = (InvalidInput, TooManyAttempts, UnpaidOrderLimit, RecentlyHeld)
 """Refusals that are not the request's result: the same request may succeed later."""
 _RANDOM_LOOKING = re.compile(r"^[A-Za-z0-9_-]{32,255}$")
 MIN_DISTINCT = 12
