@@ -195,6 +195,7 @@ def build_container(settings: Settings) -> Container:
             f"{settings.public_url}{API_PREFIX}" if settings.public_url else API_PREFIX,
             guest_hold=settings.guest_hold,
             max_unpaid=settings.order_hold_limit,
+            rehold=settings.order_rehold,
             budget=RateLimiter(counters, 0, {ORDER_BUDGET: settings.order_rate_limit_per_minute}),
             client_secret=hmac.new(
                 settings.jwt_secret.encode(), b"petstore guest clients v1", hashlib.sha256

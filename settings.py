@@ -111,6 +111,7 @@ class Settings:
     order_hold_seconds: int = 1800
     guest_hold_seconds: int = 600
     order_hold_limit: int = 3
+    order_rehold_seconds: int | None = None  # None: the hold (order_hold_seconds)
     order_rate_limit_per_minute: int = 10
     webhook_worker: bool = True
     webhook_poll_seconds: float = 1.0
@@ -172,6 +173,14 @@ class Settings:
         return timedelta(seconds=self.order_hold_seconds)
 
     @property
+    def order_rehold(self) -> timedelta:
+        """How long a client whose unpaid hold on a pet lapsed or was cancelled by it waits to
+        hold that pet again: PETSTORE_ORDER_REHOLD_SECONDS, by default the hold."""
+        if self.order_rehold_seconds is None:
+            return self.order_hold
+        return timedelta(seconds=self.order_rehold_seconds)
+
+    @property
     def guest_hold(self) -> timedelta:
         """A guest order's hold: the shorter of the two settings."""
         return timedelta(seconds=min(self.order_hold_seconds, self.guest_hold_seconds))
@@ -217,6 +226,11 @@ class Settings:
             order_hold_seconds=int(env.get("PETSTORE_ORDER_HOLD_SECONDS", 1800)),
             guest_hold_seconds=int(env.get("PETSTORE_GUEST_HOLD_SECONDS", 600)),
             order_hold_limit=int(env.get("PETSTORE_ORDER_HOLD_LIMIT", 3)),
+            order_rehold_seconds=(
+                int(env["PETSTORE_ORDER_REHOLD_SECONDS"])
+                if env.get("PETSTORE_ORDER_REHOLD_SECONDS")
+                else None
+            ),
             order_rate_limit_per_minute=int(env.get("PETSTORE_ORDER_RATE_LIMIT", 10)),
             webhook_worker=_bool(env.get("PETSTORE_WEBHOOK_WORKER"), True),
             webhook_poll_seconds=float(env.get("PETSTORE_WEBHOOK_POLL_SECONDS", 1.0)),

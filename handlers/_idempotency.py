@@ -35,16 +35,26 @@ from services.shared.errors import (
     DomainError,
     FieldError,
     InvalidInput,
+    RecentlyHeld,
     TooManyAttempts,
     UnpaidOrderLimit,
 )
 from services.shared.principal import Principal, address_key
 
 STORED_HEADERS = ("location", "etag", "content-type")
-NOT_RESULTS = (InvalidInput, TooManyAttempts, UnpaidOrderLimit)
+NOT_RESULTS = (InvalidInput, TooManyAttempts, UnpaidOrderLimit, RecentlyHeld)
 """Refusals that are not the request's result: the same request may succeed later."""
 _RANDOM_LOOKING = re.compile(r"^[A-Za-z0-9_-]{32,255}$")
 MIN_DISTINCT = 12
+_UUID_FORM = re.compile(
+    r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+)
+RANDOM_UUID_VERSIONS = (4, 7)
+"""UUIDs whose bits are (mostly) random: version 4 (122 random bits), version 7 (74)."""
+MIN_UUID_DISTINCT = 8
+"""A random UUID has about 15 distinct characters (``-`` included); fewer than 8 happens by
+chance about once in a billion, a hand-made pattern (``00000000-0000-4000-8000-000000000001``)
+always."""
 """A 32-character key of letters, digits, ``-`` and ``_`` drawn at random has about 24
 distinct characters (a hex string about 14); fewer than 12 is a pattern, not a secret."""
 
@@ -58,13 +68,18 @@ def _caller(who: Principal, guest_token: str | None) -> str:
 
 
 def unguessable(key: str) -> bool:
-    """A UUID (any version, in its usual 36-character form), or at least 32 characters of
-    letters, digits, ``-`` and ``_`` with at least MIN_DISTINCT distinct ones."""
-    if len(key) == 36:
-        try:
-            return str(uuid.UUID(key)) == key.lower()
-        except ValueError:
-            return False
+    """A random UUID (version 4 or 7, in its usual 36-character form, with at least
+    MIN_UUID_DISTINCT distinct characters), or at least 32 characters of letters, digits, ``-``
+    and ``_`` with at least MIN_DISTINCT distinct ones. Any other UUID (the nil UUID,
+    ``00000000-0000-0000-0000-000000000001``, a version 1 made of a clock and a MAC address) is
+    refused: its bits are not random."""
+    if _UUID_FORM.match(key):
+        parsed = uuid.UUID(key)
+        return (
+            parsed.variant == uuid.RFC_4122
+            and parsed.version in RANDOM_UUID_VERSIONS
+            and len(set(key.lower())) >= MIN_UUID_DISTINCT
+        )
     return bool(_RANDOM_LOOKING.match(key)) and len(set(key)) >= MIN_DISTINCT
 
 
@@ -74,8 +89,8 @@ def _check_guest_key(key: str) -> None:
             [
                 FieldError(
                     "Idempotency-Key",
-                    "without a bearer token the key must be unguessable: a UUID, or at least "
-                    "32 random letters, digits, '-' or '_'",
+                    "without a bearer token the key must be unguessable: a random UUID "
+                    "(version 4 or 7), or at least 32 random letters, digits, '-' or '_'",
                     "idempotency_key_guessable",
                 )
             ]

@@ -40,7 +40,12 @@ class Order(TenantScoped, Base):
     guest_token_hash: Mapped[str | None] = mapped_column(String(64))
     guest_client: Mapped[str | None] = mapped_column(String(64), index=True)
     """Who placed a guest order (a keyed hash of the client address), while it is PLACED: the
-    cap on unpaid orders counts a guest's holds by it. NULL for members and once it moves on."""
+    cap on unpaid orders counts a guest's holds by it. NULL for members and once it moves on
+    (a lapsed or guest-cancelled hold keeps it for the re-hold cooldown, see ``hold_ended_at``)."""
+    hold_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When this unpaid hold ended by lapsing or by its client cancelling it (not staff): that
+    client may not order the pet again until the re-hold cooldown is over. A guest order keeps
+    its ``guest_client`` until then (the housekeeping job clears it)."""
     status: Mapped[str] = mapped_column(String(16), index=True)
     total_amount: Mapped[Decimal] = mapped_column(Numeric(10, 2))
     currency: Mapped[str] = mapped_column(String(3))

@@ -13,6 +13,10 @@ Rules (documented in the spec):
   keyed hash, dropped when the order leaves PLACED). The count and the insert run in one write
   transaction, serialised per client (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped
   advisory lock on the client), so concurrent orders by one client never overshoot.
+- A hold is not renewed by its own client: when an unpaid order lapses or its client cancels it,
+  that client (the account; a guest's address) may not order the same pet again for ``rehold``
+  (default: the hold); everyone else may order it at once. A guest's lapsed or cancelled hold
+  keeps its keyed hash until then (``forget_ended_holds`` clears it).
 - PLACED → APPROVED (payment) → SHIPPED → DELIVERED (pet ADOPTED); customers cancel from PLACED
   or APPROVED, staff from any non-final state. Every other transition is refused here.
 """
@@ -21,12 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select, text
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,6 +46,7 @@ from services.shared.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    RecentlyHeld,
     UnpaidOrderLimit,
 )
 from services.shared.pagination import Page, PageRequest
@@ -71,12 +77,14 @@ DEFAULT_MAX_UNPAID = 3
 
 @dataclass(frozen=True)
 class HoldPolicy:
-    """How long an unpaid order holds its pet, and how many such holds one client may have
-    (``max_unpaid`` 0: no cap)."""
+    """How long an unpaid order holds its pet, how many such holds one client may have
+    (``max_unpaid`` 0: no cap), and how long a client whose unpaid hold on a pet lapsed or was
+    cancelled by it waits before holding that pet again (``rehold`` 0: no wait)."""
 
     hold: timedelta = DEFAULT_HOLD
     guest_hold: timedelta = DEFAULT_GUEST_HOLD
     max_unpaid: int = DEFAULT_MAX_UNPAID
+    rehold: timedelta = DEFAULT_HOLD
 
     def hold_for(self, principal: Principal) -> timedelta:
         return self.hold if principal.is_authenticated else min(self.hold, self.guest_hold)
@@ -194,7 +202,12 @@ def change_status(
             pet.updated_at = utcnow()
     previous = order.status
     order.status = new
-    order.guest_client = None  # only an unpaid hold is counted against its client
+    if previous == PLACED and new == CANCELLED and changed_by != ChangedBy.STAFF:
+        # An unpaid hold that lapsed (SYSTEM) or that its client cancelled: the re-hold
+        # cooldown starts; a guest's keyed address stays until it is over.
+        order.hold_ended_at = utcnow()
+    else:
+        order.guest_client = None  # only an unpaid hold is counted against its client
     order.expires_at = None
     order.version += 1
     order.updated_at = utcnow()
@@ -237,6 +250,35 @@ def _lock_client(session: Session, tenant: str, client: str) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+def _held_lately(
+    session: Session,
+    principal: Principal,
+    guest_client: str | None,
+    pet_id: uuid.UUID,
+    rehold: timedelta,
+    now: datetime,
+) -> int:
+    """Seconds until this client may hold ``pet_id`` again (0: now): its last unpaid hold on the
+    pet that lapsed or that it cancelled ended less than ``rehold`` ago."""
+    if rehold <= timedelta(0):
+        return 0
+    mine = (
+        Order.user_id == principal.subject
+        if principal.subject is not None
+        else Order.guest_client == guest_client
+    )
+    ended = session.scalar(
+        select(func.max(Order.hold_ended_at)).where(
+            mine, Order.pet_id == pet_id, Order.hold_ended_at > now - rehold
+        )
+    )
+    if ended is None:
+        return 0
+    if ended.tzinfo is None:  # SQLite: an aggregate is not typed as UTCDateTime
+        ended = ended.replace(tzinfo=now.tzinfo)
+    return max(1, math.ceil((ended + rehold - now).total_seconds()))
+
+
 def _unpaid_holds(
     session: Session, principal: Principal, guest_client: str | None, now: datetime
 ) -> int:
@@ -264,7 +306,8 @@ async def create_order(
 ) -> OrderView:
     """Reserve an AVAILABLE pet. ``guest_client``: who a guest is (a keyed hash of its address),
     for the cap on unpaid orders. Raises UnpaidOrderLimit (the client's cap is reached),
-    InvalidInput (no such pet), Conflict (not available)."""
+    InvalidInput (no such pet), Conflict (not available), RecentlyHeld (this client's own hold
+    on the pet lapsed or was cancelled by it less than ``policy.rehold`` ago)."""
     policy = policy or HoldPolicy()
     guest_token = None if principal.is_authenticated else secrets.token_urlsafe(32)
     guest_client = None if principal.is_authenticated else (guest_client or "unknown")
@@ -287,6 +330,9 @@ async def create_order(
                 field="petId",
                 code="unavailable",
             )
+        wait = _held_lately(session, principal, guest_client, pet_id, policy.rehold, now)
+        if wait:
+            raise RecentlyHeld(wait)
         order = Order(
             pet_id=pet.id,
             user_id=principal.subject,
@@ -391,6 +437,25 @@ async def expire_overdue(db: Database, limit: int = 100) -> int:
         for order in overdue:
             _expire_if_due(session, order)
         return len(overdue)
+
+    return await db.run_system(work, write=True)
+
+
+async def forget_ended_holds(db: Database, rehold: timedelta) -> int:
+    """System job: drop the keyed address of guest holds whose re-hold cooldown is over (it is
+    kept only while it can refuse that guest's next order for the pet)."""
+
+    def work(session: Session) -> int:
+        stmt = (
+            update(Order)
+            .where(
+                Order.status == CANCELLED,
+                Order.guest_client.is_not(None),
+                Order.hold_ended_at <= utcnow() - max(rehold, timedelta(0)),
+            )
+            .values(guest_client=None)
+        )
+        return int(getattr(session.execute(stmt), "rowcount", 0) or 0)
 
     return await db.run_system(work, write=True)
 

@@ -34,7 +34,8 @@ from services.shared.ratelimit import RateLimiter
 
 ORDER_BUDGET = "orders"
 """The named budget (services/shared/ratelimit.py) that Place Order counts against, per client
-and over every protocol, on top of the general rate limit."""
+address and, with a token, per account as well, over every protocol, on top of the general rate
+limit."""
 
 
 class OrderService:
@@ -47,18 +48,22 @@ class OrderService:
         *,
         guest_hold: timedelta = DEFAULT_GUEST_HOLD,
         max_unpaid: int = DEFAULT_MAX_UNPAID,
+        rehold: timedelta | None = None,
         budget: RateLimiter | None = None,
         client_secret: bytes = b"",
     ) -> None:
         """``receipt_base``: the API base of the links inside event payloads (the receipt link
         in ``payment.succeeded``): PETSTORE_PUBLIC_URL's, or the bare API prefix (a relative
         link); never the request's Host, which a caller chooses. ``max_unpaid``: unpaid orders one
-        client may hold (0: no cap). ``budget``: counts Place Order per client against its
-        ``ORDER_BUDGET``. ``client_secret``: keys the hash under which a guest's address is kept."""
+        client may hold (0: no cap). ``rehold``: how long a client whose unpaid hold on a pet
+        lapsed or was cancelled by it waits to hold that pet again (default: ``hold``; 0: none).
+        ``budget``: counts Place Order per client address and
+        per account against its ``ORDER_BUDGET``. ``client_secret``: keys the hash under which a
+        guest's address is kept."""
         self.db = db
         self.processor = processor
         self.hold = hold
-        self.policy = HoldPolicy(hold, guest_hold, max_unpaid)
+        self.policy = HoldPolicy(hold, guest_hold, max_unpaid, hold if rehold is None else rehold)
         self.receipt_base = receipt_base
         self.budget = budget
         self.client_secret = client_secret
@@ -68,12 +73,11 @@ class OrderService:
     ) -> OrderView:
         """Place Order: reserve the pet. ``address``: the client's address (auth.principals.
         client_address), which identifies a guest for its budget and its cap on unpaid orders.
-        Raises TooManyAttempts (the client's order budget), UnpaidOrderLimit, InvalidInput,
-        Conflict, Forbidden."""
+        Raises TooManyAttempts (the client's order budget), UnpaidOrderLimit, RecentlyHeld,
+        InvalidInput, Conflict, Forbidden."""
         check_optional_scope(principal, "write:orders")
         if self.budget is not None:
-            who = client_key(principal.tenant, principal.subject, address)
-            decision = await self.budget.hit(who, ORDER_BUDGET)
+            decision = await self.budget.hit(order_budget_keys(principal, address), ORDER_BUDGET)
             if decision is not None and decision.exceeded:
                 raise TooManyAttempts(
                     decision.reset,
@@ -120,14 +124,25 @@ class OrderService:
 
     async def housekeeping(self) -> None:
         """System job: settle interrupted payments, pay refunds still owed, cancel unpaid
-        orders past their hold."""
+        orders past their hold, forget guests' addresses once their re-hold cooldown is over."""
         await payments.reconcile_stale(self.db, self.processor, self.receipt_base)
         await payments.refund_owed(self.db, self.processor)
         await orders.expire_overdue(self.db)
+        await orders.forget_ended_holds(self.db, self.policy.rehold)
 
     async def mine(self, principal: Principal, paging: PageRequest) -> Page[OrderView]:
         """My Orders (read:orders), newest first."""
         return await orders.list_orders(self.db, principal, paging)
+
+
+def order_budget_keys(principal: Principal, address: str | None) -> list[str]:
+    """Every key Place Order is charged to: the client address always and, with a token, the
+    account as well (as auth.principals.client_keys for the general budget), so that accounts
+    opened from one address share that address's order budget."""
+    address_key = client_key("", None, address)
+    if principal.subject is None:
+        return [address_key]
+    return [client_key(principal.tenant, principal.subject, address), address_key]
 
 
 def check_access(access: OrderAccess, scope: str) -> None:

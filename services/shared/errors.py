@@ -40,6 +40,21 @@ class UnpaidOrderLimit(Conflict):
         self.limit = limit
 
 
+class RecentlyHeld(Conflict):
+    """The caller's own unpaid hold on this pet lapsed or was cancelled by it a moment ago: it
+    may not hold the pet again until the re-hold cooldown is over (API6: a hold is not renewed
+    indefinitely); every other client may order the pet at once."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(
+            "Your unpaid order for this pet lapsed or was cancelled moments ago; you can order "
+            f"it again in {seconds} seconds (other clients can order it now).",
+            field="petId",
+            code="rehold_cooldown",
+        )
+        self.seconds = seconds
+
+
 class Forbidden(DomainError):
     """The caller is known but may not do this."""
 

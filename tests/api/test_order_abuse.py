@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
 from app import create_app
 from models import Order
 from models.base import utcnow
 from models.database import Database
+from services.orders import orders
 from settings import Settings
 from tests.api.test_orders import Shop
 from tests.conftest import Api, run_db
@@ -156,7 +157,148 @@ class TestOrderBudget:
         assert refused.codes == ["RATE_LIMITED"]
         assert 0 < refused.errors[0]["extensions"]["retryAfter"] <= 60
         assert shop.pet_status(pets[2]) == "AVAILABLE"
-        # Other requests of the same caller and other callers' orders are not affected.
+        # Other requests of the same caller and other clients' orders are not affected.
         assert shop.api.request("GET", f"/pets/{pets[0]}", shop.token).status_code == 200
-        other = budgeted.user_token()[1]
-        assert shop.order(pets[3], other).status_code == 201
+        elsewhere = _at(budgeted, "198.51.100.20")
+        other = elsewhere.user_token()[1]
+        r = elsewhere.request("POST", "/orders", other, json={"petId": pets[3]})
+        assert r.status_code == 201, r.text
+
+    def test_two_accounts_from_one_address_share_the_order_budget(self, budgeted: Api) -> None:
+        shop = Shop(budgeted)
+        second = budgeted.user_token()[1]  # another account, opened from the same address
+        pets = [shop.pet()["id"] for _ in range(4)]
+        assert shop.order(pets[0], shop.token).status_code == 201
+        assert _gql_order(budgeted, pets[1], second).ok()
+        over = shop.order(pets[2], second)  # the address's third order this minute
+        assert over.status_code == 429, over.text
+        assert over.json()["detail"].startswith("At most 2 orders a minute")
+        assert _gql_order(budgeted, pets[2], shop.token).codes == ["RATE_LIMITED"]
+        third = budgeted.user_token()[1]  # a fresh account does not bring a fresh budget
+        assert shop.order(pets[2], third).status_code == 429
+        assert shop.pet_status(pets[2]) == "AVAILABLE"
+        # Another address has a budget of its own.
+        r = _at(budgeted, "198.51.100.21").request("POST", "/orders", json={"petId": pets[3]})
+        assert r.status_code == 201, r.text
+
+
+REHOLD_DETAIL = "Your unpaid order for this pet lapsed or was cancelled moments ago"
+
+
+def _refused_to_rehold(r: Any) -> None:
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["detail"].startswith(REHOLD_DETAIL), body
+    assert "other clients can order it now" in body["detail"]
+    assert [(e["field"], e["code"]) for e in body["errors"]] == [("petId", "rehold_cooldown")]
+
+
+def _age_ended_holds(api: Api, pet_id: str, seconds: int) -> None:
+    """Move the end of every ended hold on the pet ``seconds`` into the past."""
+
+    async def age(db: Database) -> None:
+        stmt = (
+            update(Order)
+            .where(Order.pet_id == uuid.UUID(pet_id), Order.hold_ended_at.is_not(None))
+            .values(hold_ended_at=utcnow() - timedelta(seconds=seconds))
+        )
+        await db.run(api.tenant or "", lambda s: s.execute(stmt), write=True)
+
+    run_db(api.settings, age)
+
+
+class TestReholdCooldown:
+    """A client cannot renew its own unpaid hold on a pet by re-ordering it (API6): after the
+    hold lapsed or it cancelled, it waits PETSTORE_ORDER_REHOLD_SECONDS (default: the hold);
+    everyone else may order the pet at once."""
+
+    def test_a_member_cannot_re_hold_a_pet_it_just_cancelled(self, shop: Shop) -> None:
+        pet = shop.pet()
+        order = shop.order(pet["id"], shop.token).json()
+        assert shop.api.request("DELETE", f"/orders/{order['id']}", shop.token).status_code == 204
+        _refused_to_rehold(shop.order(pet["id"], shop.token))
+        assert shop.pet_status(pet["id"]) == "AVAILABLE"
+        _age_ended_holds(shop.api, pet["id"], 1790)  # still inside the 30 minutes
+        _refused_to_rehold(shop.order(pet["id"], shop.token))
+        _age_ended_holds(shop.api, pet["id"], 1801)  # the cooldown is over
+        assert shop.order(pet["id"], shop.token).status_code == 201
+
+    def test_another_client_may_order_the_pet_at_once(self, shop: Shop) -> None:
+        pet = shop.pet()
+        order = shop.order(pet["id"], shop.token).json()
+        assert shop.api.request("DELETE", f"/orders/{order['id']}", shop.token).status_code == 204
+        other = shop.api.user_token()[1]
+        assert shop.order(pet["id"], other).status_code == 201
+
+    def test_a_lapsed_hold_cannot_be_renewed_by_its_client(self, shop: Shop) -> None:
+        pet = shop.pet()
+        order = shop.order(pet["id"], shop.token).json()
+
+        async def lapse(db: Database) -> None:
+            stmt = (
+                update(Order)
+                .where(Order.id == uuid.UUID(order["id"]))
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+            await db.run(shop.api.tenant or "", lambda s: s.execute(stmt), write=True)
+
+        run_db(shop.api.settings, lapse)
+        _refused_to_rehold(shop.order(pet["id"], shop.token))  # renewing at the lapse: refused
+        assert shop.get(order["id"]).json()["status"] == "CANCELLED"  # read: the lapse is kept
+        _refused_to_rehold(shop.order(pet["id"], shop.token))
+        guest = shop.order(pet["id"])  # anyone else: at once
+        assert guest.status_code == 201, guest.text
+
+    def test_guests_wait_per_client_address(self, shop: Shop) -> None:
+        here, there = _at(shop.api, "198.51.100.30"), _at(shop.api, "198.51.100.31")
+        pet = shop.pet()
+        placed = here.request("POST", "/orders", json={"petId": pet["id"]}).json()
+        token = {"X-Order-Token": placed["guestToken"]}
+        cancelled = here.request("DELETE", f"/orders/{placed['id']}", headers=token)
+        assert cancelled.status_code == 204, cancelled.text
+        _refused_to_rehold(here.request("POST", "/orders", json={"petId": pet["id"]}))
+        r = there.request("POST", "/orders", json={"petId": pet["id"]})
+        assert r.status_code == 201, r.text
+
+    def test_a_guests_address_is_forgotten_once_the_wait_is_over(self, shop: Shop) -> None:
+        here = _at(shop.api, "198.51.100.32")
+        pet = shop.pet()
+        placed = here.request("POST", "/orders", json={"petId": pet["id"]}).json()
+        token = {"X-Order-Token": placed["guestToken"]}
+        assert here.request("DELETE", f"/orders/{placed['id']}", headers=token).status_code == 204
+
+        def kept() -> str | None:
+            async def go(db: Database) -> str | None:
+                stmt = select(Order.guest_client).where(Order.id == uuid.UUID(placed["id"]))
+                return await db.run(shop.api.tenant or "", lambda s: s.scalar(stmt))
+
+            value: str | None = run_db(shop.api.settings, go)
+            return value
+
+        rehold = shop.api.settings.order_rehold
+
+        async def housekeeping(db: Database) -> None:
+            await orders.forget_ended_holds(db, rehold)
+
+        run_db(shop.api.settings, housekeeping)
+        assert kept() is not None  # still inside the wait: it refuses this address
+        _age_ended_holds(shop.api, pet["id"], int(rehold.total_seconds()) + 1)
+        run_db(shop.api.settings, housekeeping)
+        assert kept() is None
+
+    def test_a_cancellation_by_staff_starts_no_cooldown(self, shop: Shop) -> None:
+        pet = shop.pet()
+        order = shop.order(pet["id"], shop.token).json()
+        r = shop.api.request("DELETE", f"/orders/{order['id']}", shop.admin)
+        assert r.status_code == 204, r.text
+        assert shop.order(pet["id"], shop.token).status_code == 201
+
+    def test_graphql_create_order_meets_the_same_cooldown(self, shop: Shop) -> None:
+        pet = shop.pet()
+        order = shop.order(pet["id"], shop.token).json()
+        assert shop.api.request("DELETE", f"/orders/{order['id']}", shop.token).status_code == 204
+        refused = _gql_order(shop.api, pet["id"], shop.token)
+        assert refused.codes == ["CONFLICT"]
+        assert refused.errors[0]["message"].startswith(REHOLD_DETAIL)
+        _gql_order(shop.api, pet["id"], shop.api.user_token()[1]).ok()  # another account

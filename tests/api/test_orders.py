@@ -561,7 +561,12 @@ class TestIdempotencyKeys:
             ("a" * 64, False),  # long, but a pattern
             ("0123456789" * 4, False),  # 10 distinct characters
             ("5f1c8a0e8d3b4c1e9a552f4a1e3f9b10-", True),  # 33 random-looking characters
-            ("5F1C8A0E-8D3B-4C1E-9A55-2F4A1E3F9B10", True),  # a UUID in capitals
+            ("5F1C8A0E-8D3B-4C1E-9A55-2F4A1E3F9B10", True),  # a UUID (v4) in capitals
+            ("019b4139-1234-7abc-8def-123456789abc", True),  # a UUID v7
+            ("00000000-0000-0000-0000-000000000000", False),  # the nil UUID
+            ("00000000-0000-0000-0000-000000000001", False),  # not a random version
+            ("5f1c8a0e-8d3b-1c1e-9a55-2f4a1e3f9b10", False),  # v1: a clock and a MAC address
+            ("00000000-0000-4000-8000-000000000001", False),  # v4 in form, a pattern in fact
             ("5f1c8a0e-8d3b-4c1e-9a55", False),  # random-looking, but 23 characters
             ("x" * 28 + "-kq7Z", False),  # 33, but only 6 distinct
         ],
