@@ -18,12 +18,15 @@ from typing import Any
 
 import orjson
 import yaml
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from connexion import AsyncApp
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
+from sqlalchemy import text
 
 from auth.principals import Authenticator
 from auth.tokens import TokenService
@@ -54,6 +57,7 @@ from services.webhooks import delivery
 from services.webhooks.subscriptions import CallbackLimits, UrlPolicy, WebhookService
 from settings import API_PREFIX, ROOT, Settings, make_private_dir
 from web.container import Container
+from web.health import Check, HealthMiddleware
 from web.middleware import (
     RateLimitMiddleware,
     RequestContextMiddleware,
@@ -237,6 +241,41 @@ def shared_counters_warning(settings: Settings) -> str | None:
     return None
 
 
+def migrations_head() -> str:
+    """The newest Alembic revision this code expects the database to be at."""
+    head = ScriptDirectory.from_config(AlembicConfig(str(ROOT / "alembic.ini"))).get_current_head()
+    if head is None:
+        raise RuntimeError("no Alembic revisions found")
+    return head
+
+
+def readiness_checks(settings: Settings, container: Container) -> dict[str, Check]:
+    """What /readyz checks: the database answers, its schema is at this code's migration head,
+    and Redis answers when REDIS_URL is set (the shared counters)."""
+    head = migrations_head()
+
+    async def database() -> str:
+        await container.db.run(SHARED_POOL, lambda s: s.execute(text("SELECT 1")).scalar())
+        return "ok"
+
+    async def migrations() -> str:
+        current = await container.db.run(
+            SHARED_POOL,
+            lambda s: s.execute(text("SELECT version_num FROM alembic_version")).scalar(),
+        )
+        if current != head:
+            raise RuntimeError(f"database at revision {current}, code expects {head}")
+        return str(current)
+
+    async def redis() -> str:
+        if not settings.redis_url:
+            return "not configured"
+        await container.counters.ping()
+        return "ok"
+
+    return {"database": database, "migrations": migrations, "redis": redis}
+
+
 def create_app(settings: Settings) -> AsyncApp:
     warning = shared_counters_warning(settings)
     if warning:
@@ -299,6 +338,12 @@ def create_app(settings: Settings) -> AsyncApp:
         validator_map=validator_map(),
     )
     problems.register(app)
+    app.add_middleware(  # outermost: probes bypass the Host allow-list and the rate limits
+        HealthMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        checks=readiness_checks(settings, container),
+        warnings=[warning] if warning else [],
+    )
     app.add_middleware(
         RequestContextMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
     )

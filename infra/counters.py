@@ -61,6 +61,9 @@ class MemoryCounterStore:
             if entry is not None and entry[0] > 0:
                 self._counts[key] = (entry[0] - 1, entry[1])
 
+    async def ping(self) -> None:
+        """Reachable (always, in process)."""
+
     def __len__(self) -> int:
         return len(self._counts)
 
@@ -108,6 +111,10 @@ class RedisCounterStore:
     async def decrement(self, key: str) -> None:
         # Only while the key lives and stays positive (a lone DECR would create it at -1).
         await self._redis.eval(_DECR_IF_POSITIVE, 1, self._prefix + key)
+
+    async def ping(self) -> None:
+        """Raises when Redis cannot be reached."""
+        await self._redis.ping()
 
     async def close(self) -> None:
         await self._redis.aclose()
