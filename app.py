@@ -42,7 +42,7 @@ from models.database import Database
 from protocols.graphql_api import GRAPHQL_PATH, GraphQLMiddleware
 from services.accounts import passwords
 from services.accounts.roles import RoleLookup
-from services.accounts.users import UserService, ensure_admin
+from services.accounts.users import UserService, ensure_admin, purge_revoked_tokens
 from services.catalogue.inventory import InventoryService
 from services.catalogue.pets import PetService
 from services.chat import ChatService, KnowledgeBase
@@ -119,10 +119,12 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
 async def _housekeeping(container: Container) -> None:
     """Settle payments an interrupted request left PROCESSING; refund voided payments still
     owed; cancel unpaid orders past their hold; forget idempotency keys older than 24 h; purge
-    webhook deliveries delivered or dead longer than the retention period."""
+    webhook deliveries delivered or dead longer than the retention period, and logged-out tokens
+    that have expired anyway."""
     await container.orders.housekeeping()
     await idempotency.purge_expired(container.db)
     await delivery.purge_finished(container.db, container.settings.webhook_retention)
+    await purge_revoked_tokens(container.db)
 
 
 def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:

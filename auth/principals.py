@@ -112,7 +112,7 @@ class Authenticator:
         """Verified claims whose ``role`` is the account's role now and whose ``scope`` is what
         the token was issued with *and* that role still grants (a demotion removes scopes at
         once; a promotion needs a new login). None when the token is invalid, its account no
-        longer exists, or it predates the account's last password change or logout."""
+        longer exists, it predates the account's last password change, or it was logged out."""
         claims = self.verify(token, scope)
         if claims is None:
             return None
@@ -124,6 +124,8 @@ class Authenticator:
         standing = await self.roles.standing(str(claims.get("tid", "")), subject)
         if standing is None or version != standing.token_version:
             return None
+        if str(claims.get("jti", "")) in standing.revoked:
+            return None  # logged out with this token
         issued = frozenset(str(claims.get("scope", "")).split())
         granted = ROLE_SCOPES.get(standing.role, frozenset()) & issued
         return {**claims, "role": standing.role, "scope": " ".join(sorted(granted))}

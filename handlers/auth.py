@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from connexion import request
+from connexion.context import context
 from starlette.responses import Response
 
 from auth.principals import client_address
@@ -34,5 +36,7 @@ async def create_auth_token(body: dict[str, Any]) -> Response:
 
 
 async def revoke_current_token() -> Response:
-    await container().users.logout(principal())
+    claims = context.get("token_info") or {}  # what the security check accepted (a token)
+    expires = datetime.fromtimestamp(int(claims.get("exp", 0)), UTC)
+    await container().users.logout(principal(), claims.get("jti"), expires)
     return no_content()

@@ -5,6 +5,7 @@ from models.idempotency import IdempotencyRecord
 from models.order import ACTIVE_ORDER_STATUSES, Order
 from models.payment import Payment
 from models.pet import Pet
+from models.revoked_token import RevokedToken
 from models.user import User
 from models.webhook import (
     WebhookAttempt,
@@ -20,6 +21,7 @@ __all__ = [
     "Order",
     "Payment",
     "Pet",
+    "RevokedToken",
     "TenantScoped",
     "User",
     "WebhookAttempt",

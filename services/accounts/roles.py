@@ -1,7 +1,8 @@
-"""The current role and token version of a token's subject, so a deleted or demoted account
-loses its powers before its token expires, and a password change or a logout ends earlier
-tokens. Looked up per request with a short in-process cache (staleness at most ``ttl`` seconds
-across workers; an account changed or deleted through this process is forgotten at once)."""
+"""The current role, token version and logged-out tokens of a token's subject, so a deleted or
+demoted account loses its powers before its token expires, a password change ends earlier
+tokens and a logout the token presented. Looked up per request with a short in-process cache
+(staleness at most ``ttl`` seconds across workers; an account changed or deleted through this
+process is forgotten at once)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import User
+from models import RevokedToken, User
+from models.base import utcnow
 from models.database import Database
 
 
@@ -22,6 +24,7 @@ class Standing(NamedTuple):
 
     role: str
     token_version: int
+    revoked: frozenset[str] = frozenset()  # ids of its unexpired tokens that were logged out
 
 
 class RoleLookup:
@@ -42,7 +45,14 @@ class RoleLookup:
             row = session.execute(
                 select(User.role, User.token_version).where(User.id == subject)
             ).first()
-            return None if row is None else Standing(row[0], int(row[1] or 0))
+            if row is None:
+                return None
+            revoked = session.scalars(
+                select(RevokedToken.jti).where(
+                    RevokedToken.user_id == subject, RevokedToken.expires_at > utcnow()
+                )
+            ).all()
+            return Standing(row[0], int(row[1] or 0), frozenset(revoked))
 
         found: Standing | None = await self._db.run(tenant, load)
         if self._ttl > 0:

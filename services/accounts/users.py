@@ -13,13 +13,14 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import User
+from models import RevokedToken, User
 from models.base import utcnow
 from models.database import Database
 from models.enums import ContactMethod, Role, Species
@@ -376,6 +377,33 @@ async def end_tokens(db: Database, principal: Principal) -> None:
     await db.run(principal.tenant, work, write=True)
 
 
+async def revoke_token(db: Database, principal: Principal, jti: str, expires_at: datetime) -> None:
+    """Log out: the token presented (``jti``) ends; the account's other tokens keep working.
+    It is remembered until it would have expired anyway (``expires_at``). Raises
+    AuthenticationFailed without a token, or when its account no longer exists."""
+    if principal.subject is None:
+        raise AuthenticationFailed("This operation requires a bearer token.")
+    subject = principal.subject
+
+    def work(session: Session) -> None:
+        if session.get(User, subject) is None:
+            raise AuthenticationFailed("The bearer token is invalid or expired.")
+        if session.get(RevokedToken, jti) is None:
+            session.add(RevokedToken(jti=jti, user_id=subject, expires_at=expires_at))
+
+    await db.run(principal.tenant, work, write=True)
+
+
+async def purge_revoked_tokens(db: Database) -> int:
+    """System job: forget revoked tokens that have expired anyway, in every tenant."""
+
+    def work(session: Session) -> int:
+        result = session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= utcnow()))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    return await db.run_system(work, write=True)
+
+
 class UserService:
     """Account use cases, built once with the login throttle and the role cache."""
 
@@ -422,9 +450,14 @@ class UserService:
         await change_password(self.db, principal, user_id, change, self.throttle)
         self.roles.forget(principal.tenant, user_id)
 
-    async def logout(self, principal: Principal) -> None:
-        """Revoke Token (any valid token): ends the caller's tokens, as a password change does."""
-        await end_tokens(self.db, principal)
+    async def logout(self, principal: Principal, jti: str | None, expires_at: datetime) -> None:
+        """Revoke Token (any valid token): ends the token presented (``jti``), at once on this
+        process and within the role cache's lifetime elsewhere; the account's other tokens
+        keep working. A token without an id (none of ours) ends every token of the account."""
+        if jti:
+            await revoke_token(self.db, principal, jti, expires_at)
+        else:
+            await end_tokens(self.db, principal)
         assert principal.subject is not None
         self.roles.forget(principal.tenant, principal.subject)
 

@@ -8,15 +8,22 @@ import base64
 import json
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app import create_app
+from models import RevokedToken
+from models.base import utcnow
+from models.database import Database
+from services.accounts.users import purge_revoked_tokens
 from settings import ConfigError, Settings
-from tests.conftest import PASSWORD, Api
+from tests.conftest import PASSWORD, Api, run_db
 
 NEW_PASSWORD = "a-brand-new-secret-7"
 
@@ -176,9 +183,7 @@ class TestChangePassword:
 
 
 class TestLogout:
-    def test_revokes_the_token_presented_and_the_accounts_earlier_ones(
-        self, api: Api, client: TestClient
-    ) -> None:
+    def test_revokes_the_token_presented_and_no_other(self, api: Api, client: TestClient) -> None:
         user, token = api.user_token()
         other = api.login(user["username"])
         narrow = client.app.container.tokens.issue(  # type: ignore[attr-defined]
@@ -186,13 +191,58 @@ class TestLogout:
         ).token
         r = api.request("DELETE", "/auth/tokens/current", narrow)  # any valid token may log out
         assert r.status_code == 204, r.text
-        for old in (token, other, narrow):
-            _assert_401(api.request("GET", f"/users/{user['id']}", old), f"/v1/users/{user['id']}")
-            _assert_401(
-                api.request("DELETE", "/auth/tokens/current", old), "/v1/auth/tokens/current"
+        path = f"/users/{user['id']}"
+        _assert_401(api.request("GET", path, narrow), f"/v1{path}")
+        _assert_401(
+            api.request("DELETE", "/auth/tokens/current", narrow), "/v1/auth/tokens/current"
+        )
+        # the account's other sessions go on
+        assert api.request("GET", path, token).status_code == 200
+        assert api.request("DELETE", "/auth/tokens/current", token).status_code == 204
+        _assert_401(api.request("GET", path, token), f"/v1{path}")
+        assert api.request("GET", path, other).status_code == 200
+        # a password change is what ends every session
+        body = {"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}
+        assert api.request("PUT", f"{path}/password", other, json=body).status_code == 204
+        _assert_401(api.request("GET", path, other), f"/v1{path}")
+
+    def test_other_workers_refuse_a_logged_out_token_within_the_role_cache_lifetime(
+        self, api: Api, settings: Settings
+    ) -> None:
+        user, token = api.user_token()
+        other_worker = create_app(settings.with_overrides(role_cache_seconds=1))
+        with other_worker.test_client() as elsewhere:
+            headers = {"Authorization": f"Bearer {token}", "X-Tenant-ID": api.tenant or ""}
+            assert elsewhere.get(f"/v1/users/{user['id']}", headers=headers).status_code == 200
+            assert api.request("DELETE", "/auth/tokens/current", token).status_code == 204
+            time.sleep(1.1)
+            assert elsewhere.get(f"/v1/users/{user['id']}", headers=headers).status_code == 401
+
+    def test_expired_revocations_are_purged(self, api: Api, settings: Settings) -> None:
+        user, token = api.user_token()
+        assert api.request("DELETE", "/auth/tokens/current", token).status_code == 204
+
+        def count(session: Session) -> int:
+            stmt = select(func.count()).select_from(RevokedToken)
+            return int(
+                session.scalar(stmt.where(RevokedToken.user_id == uuid.UUID(user["id"]))) or 0
             )
-        fresh = api.login(user["username"])
-        assert api.request("GET", f"/users/{user['id']}", fresh).status_code == 200
+
+        async def rows(db: Database) -> int:
+            return await db.run_system(count)
+
+        async def expire(db: Database) -> None:
+            stmt = (
+                update(RevokedToken)
+                .where(RevokedToken.user_id == uuid.UUID(user["id"]))
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+            await db.run_system(lambda s: s.execute(stmt), write=True)
+
+        assert run_db(settings, rows) == 1
+        run_db(settings, expire)
+        run_db(settings, purge_revoked_tokens)
+        assert run_db(settings, rows) == 0
 
     def test_without_a_token_is_401(self, api: Api) -> None:
         _assert_401(api.request("DELETE", "/auth/tokens/current"), "/v1/auth/tokens/current")
