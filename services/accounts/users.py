@@ -222,8 +222,8 @@ async def authenticate(
     - per username, across addresses: past the limit each attempt waits a short delay that
       doubles per failure up to the throttle's cap (never a refusal, so the real user can
       always log in from their own address), and the username's attempts take turns in this
-      worker (``FailureThrottle.slowed``): parallel guesses from many addresses are slowed
-      as much as sequential ones.
+      worker (``FailureThrottle.slowed``, a short line): parallel guesses from many addresses
+      are slowed like sequential ones, and a flood never queues the real user behind it.
 
     A success forgives the (username, address) failures and gives the address and the username
     their attempt back; so does a check that never ran because the hashing queue was full

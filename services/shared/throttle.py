@@ -10,6 +10,9 @@ from typing import Protocol
 
 from services.shared.errors import TooManyAttempts
 
+MAX_IN_LINE = 2
+"""Attempts on one never-locked key that wait in line per worker (``FailureThrottle.slowed``)."""
+
 
 class CounterStore(Protocol):
     async def increment(self, key: str, window_seconds: int) -> tuple[int, int]:
@@ -83,10 +86,20 @@ class FailureThrottle:
         caller's check inside the block. Past the limit, attempts on the key take turns in this
         process: each waits for the one before it to finish its check, then waits its own delay,
         and holds the key through its check; so parallel attempts (from many addresses) are
-        slowed like sequential ones, to one per delay per worker. Yields the delay waited."""
+        slowed like sequential ones, to one per delay per worker. At most ``MAX_IN_LINE``
+        attempts wait in line; beyond that they wait their own delay side by side, so that a
+        flood cannot queue the real user behind it (at worst it waits the line, about
+        ``MAX_IN_LINE + 1`` delays). Yields the delay waited."""
         delay = await self.backoff(key)
         if delay <= 0:
             yield 0.0
+            return
+        if self._lines.get(key, (None, 0))[1] >= MAX_IN_LINE:
+            # A flood: waiting in line would make the real user's attempt wait for every
+            # attacker's (a lock-out by queue). Past a short line, attempts wait their own delay
+            # side by side instead, so nobody ever waits much more than the line's length.
+            await self.sleep(delay)
+            yield delay
             return
         lock, waiting = self._lines.get(key, (asyncio.Lock(), 0))
         self._lines[key] = (lock, waiting + 1)

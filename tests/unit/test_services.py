@@ -25,7 +25,7 @@ from services.shared.errors import (
     TooManyAttempts,
 )
 from services.shared.principal import ROLE_SCOPES, Principal
-from services.shared.throttle import FailureThrottle
+from services.shared.throttle import MAX_IN_LINE, FailureThrottle
 from settings import Settings
 from tests.conftest import run_db
 
@@ -201,30 +201,67 @@ def test_a_username_failing_from_many_addresses_is_slowed_never_locked(
 def test_parallel_attempts_on_a_username_in_backoff_take_turns(
     settings: Settings, tenant: str
 ) -> None:
-    """Guesses sent in parallel from many addresses wait their delays one after another (per
-    worker), not all at once: parallelism buys an attacker nothing."""
+    """Guesses sent in parallel from several addresses wait their delays one after another (per
+    worker), not all at once, up to the line's length."""
     new = new_user("wanda", "wa@example.com")
     sleeps = Sleeps()
     throttle = FailureThrottle(
         MemoryCounterStore(), max_failures=2, window_seconds=60, backoff_base=0.01,
         backoff_max=0.04, sleep=sleeps,
     )  # fmt: skip
+    attempts = 2 + MAX_IN_LINE  # two within the limit, then a full line
 
     async def go(db: Database) -> None:
         await users.register(db, tenant, new)
         results = await asyncio.gather(
             *[
                 users.authenticate(db, tenant, "wanda", "wrong", throttle, f"10.3.0.{i}")
-                for i in range(8)
+                for i in range(attempts)
             ],
             return_exceptions=True,
         )
         assert all(isinstance(r, AuthenticationFailed) for r in results)
-        assert sorted(sleeps.delays) == [0.01, 0.02, 0.04, 0.04, 0.04, 0.04]
+        assert sorted(sleeps.delays) == [0.01, 0.02]
         assert sleeps.most_at_once == 1
         assert throttle._lines == {}  # nothing is kept once the turns are over
 
     run_db(settings, go)
+
+
+def test_a_flood_on_a_username_never_queues_the_real_user_behind_it() -> None:
+    """With the line full (the attempt holding the key stuck in its delay, the next waiting for
+    it), a further attempt on the same username does not wait for them: it waits its own delay
+    and goes on (a flood of guesses cannot lock the real user out by queueing it behind them)."""
+    released = asyncio.Event()
+
+    async def stuck_first(delay: float) -> None:
+        if stuck_first.calls == 0:  # type: ignore[attr-defined]  # the one holding the key
+            stuck_first.calls += 1  # type: ignore[attr-defined]
+            await released.wait()
+
+    stuck_first.calls = 0  # type: ignore[attr-defined]
+    throttle = FailureThrottle(
+        MemoryCounterStore(), max_failures=1, window_seconds=60, backoff_base=0.01,
+        backoff_max=0.04, sleep=stuck_first,
+    )  # fmt: skip
+
+    async def attempt() -> float:
+        async with throttle.slowed("user:wanda") as delay:
+            return delay
+
+    async def go() -> None:
+        assert await attempt() == 0.0  # within the limit
+        line = [asyncio.create_task(attempt()) for _ in range(MAX_IN_LINE)]
+        for _ in range(5):
+            await asyncio.sleep(0)  # the line forms: one holds the key in its delay
+        assert throttle._lines["user:wanda"][1] == MAX_IN_LINE
+        # the real user's attempt finishes while the line is still stuck
+        assert await asyncio.wait_for(attempt(), timeout=5) > 0
+        released.set()
+        await asyncio.gather(*line)
+        assert throttle._lines == {}
+
+    asyncio.run(go())
 
 
 def test_concurrent_conditional_updates_one_wins(settings: Settings, tenant: str) -> None:
