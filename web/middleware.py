@@ -105,13 +105,14 @@ async def rate_limit(
     container: Container, scope: Scope, budget: str | None = None
 ) -> RateDecision | None:
     """Count one HTTP request against the per-client budgets (services/shared/ratelimit.py):
-    the token's subject when a valid token is sent (verified once per request) and, always,
-    the client address."""
+    the token's subject when a token that still works is sent (verified once per request; a
+    logged-out token, or one from before a password change, spends no account's budget) and,
+    always, the client address."""
     limiter = container.rate_limiter
     if not limiter.applies(budget):
         return None
     token = bearer_token(_header(scope, b"authorization"))
-    claims = container.auth.verify(token, scope) if token else None
+    claims = await container.auth.current_claims(token, scope) if token else None
     return await limiter.hit(client_keys(claims, client_address(scope)), budget)
 
 

@@ -91,6 +91,26 @@ class TestInProcess:
         other = limited.get("/v1/pets", headers={"Authorization": "Bearer not-a-token"})
         assert other.status_code == 429
 
+    def test_a_logged_out_token_spends_no_accounts_budget(
+        self, settings: Settings, api: Api
+    ) -> None:
+        """A stolen token its owner logged out is refused, and its requests (from any address)
+        are counted against that address only, never against the owner's account."""
+        user, stolen = api.user_token()
+        mine = api.login(user["username"])
+        assert api.request("DELETE", "/auth/tokens/current", stolen).status_code == 204
+        app = create_app(settings.with_overrides(rate_limit_per_minute=3))
+        path = f"/v1/users/{user['id']}"
+        with (
+            app.test_client(client=ONE_IP) as thief,
+            app.test_client(client=OTHER_IP) as owner,
+        ):
+            for _ in range(3):
+                assert thief.get(path, headers=api.headers(stolen)).status_code == 401
+            r = owner.get(path, headers=api.headers(mine))
+            assert r.status_code == 200
+            assert r.headers["ratelimit-remaining"] == "2"  # the owner's first request
+
     def test_zero_turns_limiting_off(self, settings: Settings) -> None:
         for client in _client(settings, rate_limit_per_minute=0):
             for _ in range(5):
