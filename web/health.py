@@ -13,6 +13,7 @@ address, and must never be refused for it. Their bodies name no internals (a fai
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import anyio
@@ -24,6 +25,7 @@ log = logging.getLogger("petstore.health")
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 CHECK_TIMEOUT_SECONDS = 2.0
+CACHE_SECONDS = 1.0
 
 Check = Callable[[], Awaitable[str]]
 """Returns a short outcome ("ok", a revision, "not configured"); raises when not ready."""
@@ -36,6 +38,8 @@ class HealthMiddleware:
         self.app = app
         self.checks = dict(checks)
         self.warnings = list(warnings)
+        self._lock = anyio.Lock()
+        self._last: tuple[float, int, dict[str, object]] | None = None  # (when, status, body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path") if scope["type"] == "http" else None
@@ -48,6 +52,24 @@ class HealthMiddleware:
         if path == HEALTH_PATH:
             await _send(scope, send, 200, {"status": "ok"})
             return
+        status, body = await self._readiness()
+        await _send(scope, send, status, body)
+
+    async def _readiness(self) -> tuple[int, dict[str, object]]:
+        """At most one round of checks at a time, its verdict reused for ``CACHE_SECONDS``: a
+        flood of probes (they are not rate limited) costs the database one round per second,
+        and while a round is running (a hung database) probes get the last verdict at once."""
+        now = time.monotonic()
+        if self._last is not None and (now - self._last[0] < CACHE_SECONDS or self._lock.locked()):
+            return self._last[1], self._last[2]
+        async with self._lock:
+            if self._last is not None and time.monotonic() - self._last[0] < CACHE_SECONDS:
+                return self._last[1], self._last[2]
+            status, body = await self._check_all()
+            self._last = (time.monotonic(), status, body)
+            return status, body
+
+    async def _check_all(self) -> tuple[int, dict[str, object]]:
         results: dict[str, str] = {}
         ready = True
         for name, check in self.checks.items():
@@ -58,12 +80,12 @@ class HealthMiddleware:
                 log.warning("readiness check failed", extra={"check": name, "error": repr(exc)})
                 results[name] = "unavailable"
                 ready = False
-        body = {
+        body: dict[str, object] = {
             "status": "ready" if ready else "not ready",
             "checks": results,
             "warnings": self.warnings,
         }
-        await _send(scope, send, 200 if ready else 503, body)
+        return (200 if ready else 503), body
 
 
 async def _send(scope: Scope, send: Send, status: int, body: object, allow: str = "") -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 from alembic import command
 from alembic.config import Config
 
 from app import create_app, migrations_head
 from settings import ROOT, Settings
+from web.health import HealthMiddleware
 
 
 def test_healthz_answers_whatever_the_host(client: Any) -> None:
@@ -71,3 +74,55 @@ def test_an_unreachable_redis_is_not_ready(settings: Settings) -> None:
     assert r.status_code == 503
     assert r.json()["checks"]["redis"] == "unavailable"
     assert r.json()["checks"]["database"] == "ok"
+
+
+def _probe_app(checks: dict[str, Any]) -> Any:
+    async def not_found(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("probes never reach the app")
+
+    return HealthMiddleware(not_found, checks)
+
+
+def test_a_flood_of_probes_runs_the_checks_once_per_second() -> None:
+    calls = 0
+
+    async def database() -> str:
+        nonlocal calls
+        calls += 1
+        return "ok"
+
+    async def go() -> None:
+        transport = httpx.ASGITransport(app=_probe_app({"database": database}))
+        async with httpx.AsyncClient(transport=transport, base_url="http://probe") as c:
+            statuses = [(await c.get("/readyz")).status_code for _ in range(50)]
+        assert statuses == [200] * 50
+        assert calls == 1
+
+    anyio.run(go)
+
+
+def test_probes_during_a_hung_check_get_the_last_verdict_at_once() -> None:
+    hang = anyio.Event()
+    rounds = 0
+
+    async def database() -> str:
+        nonlocal rounds
+        rounds += 1
+        if rounds > 1:
+            await hang.wait()  # the database stops answering
+        return "ok"
+
+    async def go() -> None:
+        middleware = _probe_app({"database": database})
+        transport = httpx.ASGITransport(app=middleware)
+        async with httpx.AsyncClient(transport=transport, base_url="http://probe") as c:
+            assert (await c.get("/readyz")).status_code == 200
+            middleware._last = (0.0, *middleware._last[1:])  # the verdict is now stale
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(c.get, "/readyz")  # a round that hangs (until its timeout)
+                await anyio.sleep(0.05)
+                with anyio.fail_after(1):  # answered from the last verdict, not queued
+                    assert (await c.get("/readyz")).json()["status"] == "ready"
+                hang.set()
+
+    anyio.run(go)
