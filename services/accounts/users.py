@@ -10,6 +10,7 @@ token of the account, as does logging out."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -391,17 +392,31 @@ async def revoke_token(db: Database, principal: Principal, jti: str, expires_at:
         if session.get(RevokedToken, jti) is None:
             session.add(RevokedToken(jti=jti, user_id=subject, expires_at=expires_at))
 
-    await db.run(principal.tenant, work, write=True)
+    # The same token logged out twice at once: the other request has revoked it.
+    with contextlib.suppress(IntegrityError):
+        await db.run(principal.tenant, work, write=True)
 
 
 async def purge_revoked_tokens(db: Database) -> int:
-    """System job: forget revoked tokens that have expired anyway, in every tenant."""
+    """System job: forget revoked tokens that have expired anyway, in every tenant, in batches
+    (each its own short write transaction)."""
 
     def work(session: Session) -> int:
-        result = session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= utcnow()))
+        expired = (
+            select(RevokedToken.jti).where(RevokedToken.expires_at <= utcnow()).limit(PURGE_BATCH)
+        )
+        result = session.execute(delete(RevokedToken).where(RevokedToken.jti.in_(expired)))
         return int(getattr(result, "rowcount", 0) or 0)
 
-    return await db.run_system(work, write=True)
+    total = 0
+    while (purged := await db.run_system(work, write=True)) > 0:
+        total += purged
+        if purged < PURGE_BATCH:
+            break
+    return total
+
+
+PURGE_BATCH = 500
 
 
 class UserService:

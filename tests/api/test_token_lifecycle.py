@@ -4,6 +4,7 @@ signing key is refused at startup; changing the password and logging out end ear
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -21,7 +22,8 @@ from app import create_app
 from models import RevokedToken
 from models.base import utcnow
 from models.database import Database
-from services.accounts.users import purge_revoked_tokens
+from services.accounts.users import purge_revoked_tokens, revoke_token
+from services.shared.principal import Principal
 from settings import ConfigError, Settings
 from tests.conftest import PASSWORD, Api, run_db
 
@@ -246,3 +248,21 @@ class TestLogout:
 
     def test_without_a_token_is_401(self, api: Api) -> None:
         _assert_401(api.request("DELETE", "/auth/tokens/current"), "/v1/auth/tokens/current")
+
+
+def test_one_token_logged_out_several_times_at_once_is_revoked_once(
+    api: Api, settings: Settings
+) -> None:
+    """Concurrent logouts of one token (a client retrying) all succeed; one row remembers it
+    (on PostgreSQL the losers of the insert race hit the primary key)."""
+    user, _ = api.user_token()
+    subject = uuid.UUID(user["id"])
+    caller = Principal(subject=subject, role="user", scopes=frozenset(), tenant=api.tenant or "")
+    jti = uuid.uuid4().hex
+    expires = utcnow() + timedelta(hours=1)
+
+    async def go(db: Database) -> int:
+        await asyncio.gather(*(revoke_token(db, caller, jti, expires) for _ in range(5)))
+        return int(await db.run_system(lambda s: s.get(RevokedToken, jti) is not None))
+
+    assert run_db(settings, go) == 1
