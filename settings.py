@@ -111,7 +111,7 @@ class Settings:
     order_hold_seconds: int = 1800
     guest_hold_seconds: int = 600
     order_hold_limit: int = 3
-    order_rehold_seconds: int | None = None  # None: the hold (order_hold_seconds)
+    order_rehold_seconds: int | None = None  # None: twice the hold (order_hold_seconds)
     order_rate_limit_per_minute: int = 10
     webhook_worker: bool = True
     webhook_poll_seconds: float = 1.0
@@ -175,9 +175,10 @@ class Settings:
     @property
     def order_rehold(self) -> timedelta:
         """How long a client whose unpaid hold on a pet lapsed or was cancelled by it waits to
-        hold that pet again: PETSTORE_ORDER_REHOLD_SECONDS, by default the hold."""
+        hold that pet again: PETSTORE_ORDER_REHOLD_SECONDS, by default twice the hold (so two
+        clients taking turns cannot keep a pet held)."""
         if self.order_rehold_seconds is None:
-            return self.order_hold
+            return 2 * self.order_hold
         return timedelta(seconds=self.order_rehold_seconds)
 
     @property

@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select, text, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -84,7 +84,7 @@ class HoldPolicy:
     hold: timedelta = DEFAULT_HOLD
     guest_hold: timedelta = DEFAULT_GUEST_HOLD
     max_unpaid: int = DEFAULT_MAX_UNPAID
-    rehold: timedelta = DEFAULT_HOLD
+    rehold: timedelta = 2 * DEFAULT_HOLD
 
     def hold_for(self, principal: Principal) -> timedelta:
         return self.hold if principal.is_authenticated else min(self.hold, self.guest_hold)
@@ -259,11 +259,13 @@ def _held_lately(
     now: datetime,
 ) -> int:
     """Seconds until this client may hold ``pet_id`` again (0: now): its last unpaid hold on the
-    pet that lapsed or that it cancelled ended less than ``rehold`` ago."""
+    pet that lapsed or that it cancelled ended less than ``rehold`` ago. The client is the
+    account *or* the address (``guest_client``, kept on members' holds too): switching between
+    a token and none, or between accounts behind one address, does not renew a hold."""
     if rehold <= timedelta(0):
         return 0
     mine = (
-        Order.user_id == principal.subject
+        or_(Order.user_id == principal.subject, Order.guest_client == guest_client)
         if principal.subject is not None
         else Order.guest_client == guest_client
     )
@@ -285,7 +287,7 @@ def _unpaid_holds(
     mine = (
         Order.user_id == principal.subject
         if principal.subject is not None
-        else Order.guest_client == guest_client
+        else and_(Order.user_id.is_(None), Order.guest_client == guest_client)
     )
     return int(
         session.scalar(
@@ -310,7 +312,7 @@ async def create_order(
     on the pet lapsed or was cancelled by it less than ``policy.rehold`` ago)."""
     policy = policy or HoldPolicy()
     guest_token = None if principal.is_authenticated else secrets.token_urlsafe(32)
-    guest_client = None if principal.is_authenticated else (guest_client or "unknown")
+    guest_client = guest_client or "unknown"  # members' holds keep it too (re-hold waits)
     hold = policy.hold_for(principal)
 
     def work(session: Session) -> Order:

@@ -56,14 +56,15 @@ class OrderService:
         in ``payment.succeeded``): PETSTORE_PUBLIC_URL's, or the bare API prefix (a relative
         link); never the request's Host, which a caller chooses. ``max_unpaid``: unpaid orders one
         client may hold (0: no cap). ``rehold``: how long a client whose unpaid hold on a pet
-        lapsed or was cancelled by it waits to hold that pet again (default: ``hold``; 0: none).
-        ``budget``: counts Place Order per client address and
-        per account against its ``ORDER_BUDGET``. ``client_secret``: keys the hash under which a
+        lapsed or was cancelled by it waits to hold that pet again (default: twice ``hold``;
+        0: none). ``budget``: counts Place Order per client address and per account against its
+        ``ORDER_BUDGET``. ``client_secret``: keys the hash under which a
         guest's address is kept."""
         self.db = db
         self.processor = processor
         self.hold = hold
-        self.policy = HoldPolicy(hold, guest_hold, max_unpaid, hold if rehold is None else rehold)
+        rehold = 2 * hold if rehold is None else rehold
+        self.policy = HoldPolicy(hold, guest_hold, max_unpaid, rehold)
         self.receipt_base = receipt_base
         self.budget = budget
         self.client_secret = client_secret
@@ -84,10 +85,10 @@ class OrderService:
                     f"At most {decision.limit} orders a minute; "
                     f"try again in {decision.reset} seconds.",
                 )
-        guest_client = None
-        if not principal.is_authenticated:
-            mac = hmac.new(self.client_secret, address_key(address).encode(), hashlib.sha256)
-            guest_client = mac.hexdigest()[:32]
+        # Who the client is by address (a keyed hash, never the address): a guest's cap on unpaid
+        # orders, and everyone's wait before re-holding a pet.
+        mac = hmac.new(self.client_secret, address_key(address).encode(), hashlib.sha256)
+        guest_client = mac.hexdigest()[:32]
         return await orders.create_order(
             self.db, principal, order.pet_id, self.policy, guest_client
         )

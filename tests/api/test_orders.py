@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from starlette.testclient import TestClient
 
 from models import IdempotencyRecord, Order, Payment
 from models.base import utcnow
@@ -154,7 +155,11 @@ class TestCreateOrder:
 
         run_db(shop.api.settings, expire)
         other = shop.api.user_token()[1]
-        r = shop.order(first["petId"], other)
+        # another client: the lapsed hold's own client (account or address) waits to re-hold
+        elsewhere = TestClient(shop.api.client.app, client=("198.51.100.46", 50000))
+        r = Api(elsewhere, shop.api.settings, shop.api.tenant).request(
+            "POST", "/orders", other, json={"petId": first["petId"]}
+        )
         assert r.status_code == 201, r.text
         assert shop.get(first["id"]).json()["status"] == "CANCELLED"
 
