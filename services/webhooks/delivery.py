@@ -174,8 +174,35 @@ def _claim(
     stmt = stmt.order_by(WebhookDelivery.next_attempt_at).limit(limit)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
-    claimed = []
+    claimed: list[Claimed] = []
+    while True:
+        # Rows found dead here (deleted subscription, unreadable secret, attempts spent) leave
+        # the due set, so look again: a batch of them must not read as "nothing is due".
+        dropped = _claim_rows(
+            session, stmt, limit, policy, busy, counts, owners, by_owner, claimed, now
+        )
+        if not dropped or len(claimed) >= limit:
+            return claimed
+
+
+def _claim_rows(
+    session: Session,
+    stmt: Any,
+    limit: int,
+    policy: DeliveryPolicy,
+    busy: dict[str, int] | None,
+    counts: dict[str, int],
+    owners: dict[str, int] | None,
+    by_owner: dict[str, int],
+    claimed: list[Claimed],
+    now: datetime,
+) -> int:
+    """One pass of ``_claim`` over the rows ``stmt`` selects: claims into ``claimed``; returns
+    how many rows it found dead (and marked DEAD)."""
+    dropped = 0
     for delivery in session.scalars(stmt).all():
+        if len(claimed) >= limit:
+            break
         if busy is not None and counts.get(delivery.host, 0) >= policy.per_host:
             continue  # stays PENDING for a later claim
         event = session.get(WebhookEvent, delivery.event_id)
@@ -188,6 +215,7 @@ def _claim(
         if event is None or sealed is None:  # its subscription was deleted meanwhile
             delivery.status = DeliveryStatus.DEAD
             delivery.last_error = "subscription deleted"
+            dropped += 1
             continue
         owner = _owner(delivery, event, owner_id)
         if owners is not None and by_owner.get(owner, 0) >= policy.per_owner:
@@ -198,10 +226,12 @@ def _claim(
             delivery.lease_until = None
             delivery.last_error = "secret unreadable (PETSTORE_JWT_SECRET changed?)"
             log.error("webhook secret unreadable", extra={"delivery": str(delivery.id)})
+            dropped += 1
             continue
         if delivery.attempts >= policy.max_attempts:  # a worker died during the last attempt
             delivery.status = DeliveryStatus.DEAD
             delivery.lease_until = None
+            dropped += 1
             continue
         counts[delivery.host] = counts.get(delivery.host, 0) + 1
         by_owner[owner] = by_owner.get(owner, 0) + 1
@@ -212,7 +242,7 @@ def _claim(
             Claimed(delivery.id, delivery.url, secret, event.id, event.event_type,
                     event.created_at, event.payload, delivery.attempts, owner)
         )  # fmt: skip
-    return claimed
+    return dropped
 
 
 async def claim(
