@@ -57,6 +57,7 @@ from services.webhooks import delivery
 from services.webhooks.subscriptions import CallbackLimits, UrlPolicy, WebhookService
 from settings import API_PREFIX, ROOT, Settings, make_private_dir
 from web.container import Container
+from web.docs import DocsMiddleware
 from web.health import Check, HealthMiddleware
 from web.middleware import (
     RateLimitMiddleware,
@@ -371,6 +372,12 @@ def create_app(settings: Settings) -> AsyncApp:
     # just before the exception middleware, so later ones sit inside earlier ones).
     app.add_middleware(
         GraphQLMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
+    )
+    app.add_middleware(  # the spec as written (refs kept) and ReDoc, beside Swagger UI
+        DocsMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        spec_path=SPEC_PATH,
+        prefix=API_PREFIX,
     )
     app.container = container  # type: ignore[attr-defined]  # for tests and tools
     return app
