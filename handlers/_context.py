@@ -27,10 +27,16 @@ def header_tenant() -> str:
     return (request.headers.get("x-tenant-id") or "").lower()
 
 
+def accepted_claims() -> dict[str, Any]:
+    """The claims Connexion's security check accepted for this operation
+    (auth.security.token_info); empty when no token was sent."""
+    claims: dict[str, Any] | None = context.get("token_info")
+    return claims or {}
+
+
 def principal() -> Principal:
-    """The caller, from the claims Connexion's security check accepted for this operation
-    (auth.security.token_info), bound to the tenant X-Tenant-ID names."""
-    claims = context.get("token_info")
+    """The caller, from the accepted claims, bound to the tenant X-Tenant-ID names."""
+    claims = accepted_claims()
     if not claims:
         return anonymous(header_tenant())
     return bind_tenant(principal_from_claims(claims), header_tenant())

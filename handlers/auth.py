@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connexion import request
-from connexion.context import context
 from starlette.responses import Response
 
 from auth.principals import client_address
-from handlers._context import container, json_response, no_content, principal
+from handlers._context import accepted_claims, container, json_response, no_content, principal
 from schemas.common import timestamp
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -36,7 +35,7 @@ async def create_auth_token(body: dict[str, Any]) -> Response:
 
 
 async def revoke_current_token() -> Response:
-    claims = context.get("token_info") or {}  # what the security check accepted (a token)
+    claims = accepted_claims()  # the token presented, as the security check accepted it
     expires = datetime.fromtimestamp(int(claims.get("exp", 0)), UTC)
     await container().users.logout(principal(), claims.get("jti"), expires)
     return no_content()
