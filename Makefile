@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PIP    := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test run migrate seed test lint spec-lint unit contract bench serve-prod clean
+.PHONY: help install install-test run migrate seed test lint spec-lint unit contract bench serve-prod sdk clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,8 @@ lint: install-test ## ruff, mypy, import-linter, spec validation and Spectral
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
 	$(BIN)/openapi-spec-validator spec/openapi.yaml
+	npx --no-install openapi-typescript spec/openapi.yaml -o build/sdk/typescript/schema.d.ts --silent
+	npx --no-install tsc -p spec/clients/tsconfig.json
 	npx --no-install spectral lint spec/openapi.yaml --fail-severity warn
 
 unit: install-test ## Unit and integration tests (pytest)
@@ -58,6 +60,12 @@ test: install-test ## Everything: lint, pytest, contract fuzzing
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) contract
+
+sdk: install-test ## Typed Python client from the spec (openapi-python-client) into build/sdk/python
+	rm -rf build/sdk/python
+	$(BIN)/openapi-python-client generate --path spec/openapi.yaml --output-path build/sdk/python \
+	  --config spec/clients/python.yaml --fail-on-warning
+	@echo "pip install -e build/sdk/python, then: from petstore_client import Client"
 
 bench: install-test ## Throughput vs a bare Starlette ceiling and a FastAPI peer
 	$(BIN)/python -m bench.run

@@ -104,6 +104,28 @@ def load_spec(path: Path = SPEC_PATH) -> dict[str, Any]:
     return spec
 
 
+def _shadows(earlier: str, later: str) -> bool:
+    """Whether a request for ``later`` would match the template ``earlier`` first."""
+    a, b = earlier.split("/"), later.split("/")
+    if len(a) != len(b):
+        return False
+    pairs = list(zip(a, b, strict=True))
+    return all(x == y or x.startswith("{") for x, y in pairs) and any(
+        x.startswith("{") and not y.startswith("{") for x, y in pairs
+    )
+
+
+def routing_order(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with each path moved ahead of the templates that would shadow it (the router
+    tries routes in order, and the spec is written in the seed's navigation order, where
+    ``/pets/{id}`` comes before ``/pets/search``); everything else keeps the written order."""
+    ordered: list[str] = []
+    for path in spec["paths"]:
+        at = next((i for i, seen in enumerate(ordered) if _shadows(seen, path)), len(ordered))
+        ordered.insert(at, path)
+    return {**spec, "paths": {path: spec["paths"][path] for path in ordered}}
+
+
 ORDER_SWEEP_SECONDS = 30.0
 
 
@@ -284,7 +306,7 @@ def create_app(settings: Settings) -> AsyncApp:
     if warning:
         log.warning(warning)
     container = build_container(settings)
-    spec = load_spec()
+    spec = routing_order(load_spec())  # the written order is for readers; routes need this one
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:

@@ -25,7 +25,13 @@ from services.chat import catalogue, safety
 from services.chat.bm25 import tokenize
 from services.chat.catalogue import CatalogueFacts
 from services.chat.knowledge import Hit, KnowledgeBase
-from services.shared.errors import PayloadTooLarge, UpstreamFailed, UpstreamTimeout
+from services.shared.errors import (
+    FieldError,
+    InvalidInput,
+    PayloadTooLarge,
+    UpstreamFailed,
+    UpstreamTimeout,
+)
 from services.shared.principal import Principal
 
 log = logging.getLogger("petstore.chat")
@@ -114,7 +120,15 @@ def count_tokens(text: str) -> int:
 
 
 def canonical_model(name: str) -> str:
-    return MODEL_ALIASES.get(name, name)
+    """The model's id; the reference's uppercase spellings are aliases. The spec lists only the
+    ids in its enum (so generated clients build) and admits the aliases by pattern; the domain
+    refuses anything else whichever protocol it came through."""
+    model = MODEL_ALIASES.get(name, name)
+    if model not in MODELS:
+        raise InvalidInput(
+            [FieldError("model", f"Unknown model {name[:64]!r}; use one of: {', '.join(MODELS)}.")]
+        )
+    return model
 
 
 @dataclass
@@ -211,6 +225,7 @@ class ChatService:
         return f"chatcmpl-{self._id_prefix}{self._ids:08x}"
 
     def _check(self, request: ChatRequest) -> str:
+        canonical_model(request.model)
         total = sum(len(m.content) for m in request.messages)
         if total > self.limits.max_total_chars:
             raise PayloadTooLarge(

@@ -11,6 +11,8 @@ import yaml
 from services.chat import safety
 from services.chat.bm25 import BM25, tokenize
 from services.chat.knowledge import SPECIES_WORDS, KnowledgeBase, parse
+from services.chat.service import canonical_model
+from services.shared.errors import InvalidInput
 from settings import ROOT
 
 KB = KnowledgeBase.load(ROOT / "knowledge")
@@ -109,3 +111,19 @@ class TestSafety:
     )
     def test_prompt_probes(self, text: str, probe: bool) -> None:
         assert safety.probes_prompt(text) is probe
+
+
+class TestModels:
+    """The domain, not only the OpenAPI enum, decides which models exist (other protocols reach
+    the chat service without the REST validator in front)."""
+
+    def test_aliases_name_the_lowercase_ids(self) -> None:
+        assert canonical_model("PET_ADVISOR_1") == "pet-advisor-1"
+        assert canonical_model("PET_ADVISOR_TURBO") == "pet-advisor-turbo"
+        assert canonical_model("pet-advisor-turbo") == "pet-advisor-turbo"
+
+    @pytest.mark.parametrize("name", ["gpt-4", "pet-advisor-2", "Pet-Advisor-1", ""])
+    def test_other_names_are_refused_naming_the_field(self, name: str) -> None:
+        with pytest.raises(InvalidInput) as refused:
+            canonical_model(name)
+        assert [e.field for e in refused.value.errors] == ["model"]
