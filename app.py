@@ -104,6 +104,18 @@ def load_spec(path: Path = SPEC_PATH) -> dict[str, Any]:
     return spec
 
 
+def routing_order(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with its paths in matching order: at the first segment where two paths differ,
+    a literal one (``/pets/search``) before a template (``/pets/{id}``), which would take it
+    otherwise (routes match in the order they are added). The spec file keeps the seed's
+    navigation order (and is served as written); the router and the method guard use this one."""
+
+    def key(path: str) -> list[bool]:
+        return [segment.startswith("{") for segment in path.strip("/").split("/")]
+
+    return {**spec, "paths": dict(sorted(spec["paths"].items(), key=lambda item: key(item[0])))}
+
+
 ORDER_SWEEP_SECONDS = 30.0
 
 
@@ -284,7 +296,7 @@ def create_app(settings: Settings) -> AsyncApp:
     if warning:
         log.warning(warning)
     container = build_container(settings)
-    spec = load_spec()
+    spec = routing_order(load_spec())  # the router's and the method guard's order
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
