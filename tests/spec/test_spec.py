@@ -108,3 +108,24 @@ def test_examples_validate_against_their_schemas(where: str, schema: Any, exampl
     validator = jsonschema_rs.Draft4Validator(to_jsonschema(schema, mode), validate_formats=True)
     errors = [e.message for e in validator.iter_errors(example)]
     assert not errors, f"{where}: {errors}"
+
+
+def test_user_registration_is_the_user_plus_its_token() -> None:
+    """UserRegistration repeats User's fields (User forbids additional properties, so allOf
+    cannot extend it): the two must not drift apart."""
+    schemas = SPEC["components"]["schemas"]
+    user, registration = schemas["User"], schemas["UserRegistration"]
+    assert registration["properties"]["token"] == {"$ref": "#/components/schemas/Token"}
+    assert {k: v for k, v in registration["properties"].items() if k != "token"} == user[
+        "properties"
+    ]
+    assert registration["required"] == [*user["required"], "token"]
+
+
+def test_public_profile_is_a_subset_of_the_user_without_private_fields() -> None:
+    schemas = SPEC["components"]["schemas"]
+    user, profile = schemas["User"], schemas["UserPublicProfile"]
+    assert set(profile["properties"]) <= set(user["properties"])
+    assert not {"email", "phone", "preferences", "role", "tenantId"} & set(profile["properties"])
+    for name, definition in profile["properties"].items():
+        assert definition == user["properties"][name], name
