@@ -13,7 +13,7 @@ import jsonschema_rs
 import pytest
 
 import handlers
-from app import load_spec, resolve_handler
+from app import load_spec, resolve_handler, routing_order
 from web.validators import to_jsonschema
 
 SPEC = load_spec()
@@ -129,3 +129,20 @@ def test_public_profile_is_a_subset_of_the_user_without_private_fields() -> None
     assert not {"email", "phone", "preferences", "role", "tenantId"} & set(profile["properties"])
     for name, definition in profile["properties"].items():
         assert definition == user["properties"][name], name
+
+
+def _shadows(first: str, later: str) -> bool:
+    """Whether a route for ``first`` (its ``{...}`` matching any one segment) takes every URL of
+    ``later`` before it is tried."""
+    a, b = first.strip("/").split("/"), later.strip("/").split("/")
+    return len(a) == len(b) and all(x == y or x.startswith("{") for x, y in zip(a, b, strict=True))
+
+
+def test_the_router_tries_literal_paths_before_templates() -> None:
+    """The spec keeps the seed's navigation order, in which /pets/{id} comes before
+    /pets/search; the router gets an order where no path is hidden behind an earlier one."""
+    ordered = list(routing_order(SPEC)["paths"])
+    assert sorted(ordered) == sorted(SPEC["paths"])
+    for index, first in enumerate(ordered):
+        for later in ordered[index + 1 :]:
+            assert not _shadows(first, later), f"{first} hides {later}"
