@@ -239,6 +239,7 @@ def build_container(settings: Settings) -> Container:
                 backoff_max=settings.login_backoff_max_seconds,
             ),
             roles,
+            tokens,
         ),
         webhooks=WebhookService(
             db,

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 
-from services.shared.principal import ROLE_SCOPES, Principal
+from services.shared.principal import ROLE_SCOPES, IssuedToken, Principal
 
 ALGORITHM = "HS256"
 AUDIENCE = "petstore-api"
 
 
-@dataclass(frozen=True)
-class IssuedToken:
-    token: str
-    expires_at: datetime
-    expires_in: int
-    scope: str
+__all__ = ["ALGORITHM", "AUDIENCE", "IssuedToken", "TokenService", "principal_from_claims"]
 
 
 class TokenService:

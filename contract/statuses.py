@@ -35,7 +35,10 @@ TENANT_MISMATCH_IS_POSITIVE = False
 
 OVERRIDES: Mapping[str, Mapping[str, str]] = {
     "listPets": {"422": "minAge greater than maxAge, minPrice than maxPrice"},
-    "searchPets": {"422": "minAge greater than maxAge, minPrice than maxPrice"},
+    "searchPets": {
+        "422": "minAge greater than maxAge, minPrice than maxPrice, or goodWithDogs/goodWithCats"
+        " disagreeing with goodWithPets (all three filter on the pet's goodWithPets)"
+    },
     "uploadPetImage": {
         "400": "an empty file",
         "413": "a file over 5 MiB",

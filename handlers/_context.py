@@ -16,6 +16,8 @@ from web import urls
 from web.container import SCOPE_KEY, Container
 
 JSON = "application/json"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+"""On every response that carries a token (log in, register): no cache may keep it."""
 
 
 def container() -> Container:

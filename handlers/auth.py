@@ -9,29 +9,23 @@ from connexion import request
 from starlette.responses import Response
 
 from auth.principals import client_address
-from handlers._context import accepted_claims, container, json_response, no_content, principal
-from schemas.common import timestamp
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+from handlers._context import (
+    NO_STORE,
+    accepted_claims,
+    container,
+    json_response,
+    no_content,
+    principal,
+)
+from schemas.users import dump_token
 
 
 async def create_auth_token(body: dict[str, Any]) -> Response:
-    c = container()
     client = client_address(request.scope)
-    user = await c.users.authenticate(principal(), body["username"], body["password"], client)
-    issued = c.tokens.issue(user.id, user.role, user.tenant_id, version=user.token_version)
-    return json_response(
-        {
-            "token": issued.token,
-            "expiresAt": timestamp(issued.expires_at),
-            "access_token": issued.token,
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in,
-            "scope": issued.scope,
-        },
-        201,
-        NO_STORE,
+    signed_in = await container().users.login(
+        principal(), body["username"], body["password"], client
     )
+    return json_response(dump_token(signed_in.token), 201, NO_STORE)
 
 
 async def revoke_current_token() -> Response:

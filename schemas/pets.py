@@ -11,6 +11,7 @@ from models.enums import PetStatus
 from schemas.common import collection_links, page_meta, put_optional, timestamp
 from schemas.loading import Bool, Int, LoadSchema, Money, Obj, Str, load
 from services.catalogue.pets import PetData, PetQuery
+from services.shared.errors import FieldError, InvalidInput
 from services.shared.pagination import Page
 
 
@@ -129,8 +130,35 @@ def load_pet_query(params: dict[str, Any]) -> PetQuery:
     return PetQuery(**values, sort=sort.lstrip("-"), descending=sort.startswith("-"))
 
 
+OTHER_PETS = ("goodWithPets", "goodWithDogs", "goodWithCats")
+"""The reference's search names compatibility with dogs and with cats; the catalogue records one
+flag, compatibility with other pets (``goodWithPets``), so all three filter on it."""
+
+
+def _other_pets(compat: dict[str, Any]) -> bool | None:
+    """``goodWithPets``, ``goodWithDogs`` and ``goodWithCats`` of a search's compatibility, as the
+    one ``goodWithPets`` filter. Given together they must agree (InvalidInput otherwise)."""
+    given = {k: compat[k] for k in OTHER_PETS if compat.get(k) is not None}
+    values = set(given.values())
+    if len(values) > 1:
+        first, *rest = given
+        raise InvalidInput(
+            [
+                FieldError(
+                    f"criteria.compatibility.{name}",
+                    f"must agree with {first}: both filter on the pet's goodWithPets",
+                    "conflict",
+                )
+                for name in rest
+                if given[name] != given[first]
+            ]
+        )
+    return values.pop() if values else None
+
+
 def flatten_search(body: dict[str, Any]) -> dict[str, Any]:
-    """A Search Pets body → the equivalent list query parameters (its links use them)."""
+    """A Search Pets body → the equivalent list query parameters (its links use them).
+    ``goodWithDogs``/``goodWithCats`` become ``goodWithPets`` (see OTHER_PETS)."""
     criteria = body.get("criteria", {})
     ages, prices = criteria.get("ageRange", {}), criteria.get("priceRange", {})
     compat, sort = criteria.get("compatibility", {}), body.get("sort", {})
@@ -138,7 +166,8 @@ def flatten_search(body: dict[str, Any]) -> dict[str, Any]:
     return {
         **body.get("pagination", {}),
         **{k: criteria.get(k) for k in ("species", "status", "size", "gender", "name")},
-        **compat,
+        "goodWithKids": compat.get("goodWithKids"),
+        "goodWithPets": _other_pets(compat),
         "minAge": ages.get("min"),
         "maxAge": ages.get("max"),
         "minPrice": prices.get("min"),

@@ -1,4 +1,5 @@
-"""User ↔ #/components/schemas/User (the password hash is never dumped)."""
+"""User ↔ #/components/schemas/User (the password hash is never dumped), UserPublicProfile,
+UserRegistration (the account and its Token) and Token."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 from models import User
 from schemas.common import put_optional, timestamp
 from schemas.loading import LoadSchema, Obj, Str, load
-from services.accounts.users import NewUser, PasswordChange, UserData
+from services.accounts.users import NewUser, PasswordChange, PublicProfile, SignedIn, UserData
+from services.shared.principal import IssuedToken
 
 
 def dump_user(user: User, api_base: str) -> dict[str, Any]:
@@ -27,6 +29,43 @@ def dump_user(user: User, api_base: str) -> dict[str, Any]:
     put_optional(data, "phone", user.phone)
     put_optional(data, "preferences", user.preferences)
     return data
+
+
+def dump_public_profile(profile: PublicProfile, api_base: str) -> dict[str, Any]:
+    """#/components/schemas/UserPublicProfile: another account, as anyone may see it."""
+    user_id = str(profile.id)
+    return {
+        "id": user_id,
+        "username": profile.username,
+        "firstName": profile.first_name,
+        "lastName": profile.last_name,
+        "createdAt": timestamp(profile.created_at),
+        "links": {"self": f"{api_base}/users/{user_id}"},
+    }
+
+
+def dump_account(account: User | PublicProfile, api_base: str) -> dict[str, Any]:
+    """Get User: the whole account (owner, admins) or the public profile (anyone else)."""
+    if isinstance(account, PublicProfile):
+        return dump_public_profile(account, api_base)
+    return dump_user(account, api_base)
+
+
+def dump_token(issued: IssuedToken) -> dict[str, Any]:
+    """#/components/schemas/Token: the reference's fields and OAuth 2.0's."""
+    return {
+        "token": issued.token,
+        "expiresAt": timestamp(issued.expires_at),
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    }
+
+
+def dump_registration(signed_in: SignedIn, api_base: str) -> dict[str, Any]:
+    """#/components/schemas/UserRegistration: the User's fields plus ``token`` (a Token)."""
+    return {**dump_user(signed_in.user, api_base), "token": dump_token(signed_in.token)}
 
 
 class UserProfileSchema(LoadSchema):

@@ -1,7 +1,10 @@
 """User accounts and credential checks.
 
-Rules: registration is public; a user reads, changes and deletes only their own account (admins
-any account in their tenant); someone else's account is reported as not found, never shown.
+Rules: registration is public and signs the new account in (it gets a token at once, as a login
+would give it); a user changes and deletes only their own account (admins any account in their
+tenant); a user reads their own account whole, and of another account of their tenant only its
+public profile (PublicProfile: no email, phone, preferences, role); admins read any account of
+their tenant whole. Another tenant's account is not found.
 Usernames and emails are unique per tenant. Repeated login failures are throttled per
 (username, client address), so failures sent from one address never lock the account for
 another; a username failing from many addresses is slowed down (a short, capped delay before
@@ -35,7 +38,13 @@ from services.shared.errors import (
     NotFound,
     Overloaded,
 )
-from services.shared.principal import Principal, address_key, require_scope
+from services.shared.principal import (
+    IssuedToken,
+    Principal,
+    TokenIssuer,
+    address_key,
+    require_scope,
+)
 from services.shared.rules import Rules
 from services.shared.throttle import FailureThrottle
 
@@ -133,6 +142,7 @@ async def register(db: Database, tenant: str, data: NewUser, role: str = Role.US
         password_hash=password_hash,
         role=role,
         version=1,
+        token_version=0,
         created_at=now,
         updated_at=now,
     )
@@ -146,6 +156,39 @@ async def register(db: Database, tenant: str, data: NewUser, role: str = Role.US
         return await db.run(tenant, work, write=True)
     except IntegrityError as exc:  # lost a race with a concurrent registration
         raise Conflict("The username or email is already taken.") from exc
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """An account and the token just issued to it (Create Authentication Token, Create User)."""
+
+    user: User
+    token: IssuedToken
+
+
+@dataclass(frozen=True)
+class PublicProfile:
+    """What anyone signed in to a tenant may see of another account of it: who it is, never how
+    to reach it (no email, phone), its preferences, role or tenant."""
+
+    id: uuid.UUID
+    username: str
+    first_name: str
+    last_name: str
+    created_at: datetime
+
+
+def read_account(
+    session: Session, principal: Principal, user_id: uuid.UUID
+) -> User | PublicProfile:
+    """Get User: the whole account for its owner and admins, else its public profile. Raises
+    NotFound when the tenant has no such account."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("user", user_id)
+    if principal.can_access_user(user_id):
+        return user
+    return PublicProfile(user.id, user.username, user.first_name, user.last_name, user.created_at)
 
 
 def _load_accessible(session: Session, principal: Principal, user_id: uuid.UUID) -> User:
@@ -422,20 +465,37 @@ PURGE_BATCH = 500
 class UserService:
     """Account use cases, built once with the login throttle and the role cache."""
 
-    def __init__(self, db: Database, throttle: FailureThrottle, roles: RoleLookup) -> None:
+    def __init__(
+        self, db: Database, throttle: FailureThrottle, roles: RoleLookup, tokens: TokenIssuer
+    ) -> None:
         self.db = db
         self.throttle = throttle
         self.roles = roles
+        self.tokens = tokens
 
-    async def register(self, principal: Principal, data: NewUser) -> User:
-        """Create User: public; the account joins the caller's tenant. Raises Conflict, and
-        Overloaded when the password-hashing queue is full. (Each client address has an hourly
-        registration budget, counted by the rate limiter before any of this runs.)"""
-        return await register(self.db, principal.tenant, data)
+    def _sign_in(self, user: User) -> SignedIn:
+        """The account's token, issued as every login issues it (role's scopes, token version)."""
+        token = self.tokens.issue(user.id, user.role, user.tenant_id, version=user.token_version)
+        return SignedIn(user, token)
 
-    async def get(self, principal: Principal, user_id: uuid.UUID) -> User:
+    async def register(self, principal: Principal, data: NewUser) -> SignedIn:
+        """Create User: public; the account joins the caller's tenant and is signed in (its
+        token is the one a login would give). Raises Conflict, and Overloaded when the
+        password-hashing queue is full. (Each client address has an hourly registration
+        budget, counted by the rate limiter before any of this runs.)"""
+        return self._sign_in(await register(self.db, principal.tenant, data))
+
+    async def login(
+        self, principal: Principal, username: str, password: str, client: str
+    ) -> SignedIn:
+        """Create Authentication Token: the credentials checked (``authenticate``), a token."""
+        return self._sign_in(await self.authenticate(principal, username, password, client))
+
+    async def get(self, principal: Principal, user_id: uuid.UUID) -> User | PublicProfile:
+        """Get User (read:user): the whole account for its owner and admins, the public profile
+        of another account of the caller's tenant. Raises NotFound."""
         require_scope(principal, "read:user")
-        return await get_user(self.db, principal, user_id)
+        return await self.db.run(principal.tenant, lambda s: read_account(s, principal, user_id))
 
     async def update(self, principal: Principal, user_id: uuid.UUID, data: UserData) -> User:
         require_scope(principal, "write:user")

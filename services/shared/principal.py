@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from models.base import SHARED_POOL
 from models.enums import Role
@@ -40,6 +42,30 @@ class Principal:
 
     def can_access_user(self, user_id: uuid.UUID) -> bool:
         return self.is_admin or self.subject == user_id
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """An access token as handed to its account: the signed token, when it ends, its scopes."""
+
+    token: str
+    expires_at: datetime
+    expires_in: int
+    scope: str
+
+
+class TokenIssuer(Protocol):
+    """The one token issuer (auth.tokens.TokenService), injected into the account use cases
+    that hand out a token (log in, register), so both issue it alike."""
+
+    def issue(
+        self,
+        subject: uuid.UUID,
+        role: str,
+        tenant: str,
+        scopes: frozenset[str] | None = None,
+        version: int = 0,
+    ) -> IssuedToken: ...
 
 
 IPV6_GROUP_PREFIX = 64

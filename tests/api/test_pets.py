@@ -354,6 +354,66 @@ class TestSearchPets:
         assert [p["name"] for p in first["data"] + second["data"]] == ["A", "B", "C"]
         assert second["pagination"]["totalItems"] == 3
 
+    REFERENCE_BODY = {  # the reference's own QUERY example (docs2 quick start), as it is
+        "criteria": {
+            "species": ["DOG", "CAT"],
+            "ageRange": {"min": 12, "max": 36},
+            "compatibility": {"goodWithKids": True, "goodWithDogs": True},
+        },
+        "sort": {"field": "ageMonths", "order": "ASC"},
+        "pagination": {"page": 1, "limit": 20},
+    }
+
+    def test_the_reference_body_is_accepted_and_every_criterion_filters(self, api: Api) -> None:
+        token = api.admin_token()
+        match = {"goodWithKids": True, "goodWithPets": True, "ageMonths": 24}
+        api.create_pet(token, name="Fits", species="DOG", **match)
+        api.create_pet(token, name="Cat", species="CAT", **{**match, "ageMonths": 12})
+        api.create_pet(token, name="NoDogs", species="DOG", **{**match, "goodWithPets": False})
+        api.create_pet(token, name="NoKids", species="CAT", **{**match, "goodWithKids": False})
+        unknown = {k: v for k, v in PET.items() if k != "goodWithPets"}  # not recorded
+        r = api.request("POST", "/pets", token, json={**unknown, "name": "Unknown"})
+        assert r.status_code == 201
+        assert "goodWithPets" not in r.json()
+        api.create_pet(token, name="Old", species="DOG", **{**match, "ageMonths": 37})
+        api.create_pet(token, name="Bird", species="BIRD", **match)
+        for method in ("QUERY", "POST"):
+            r = api.request(method, "/pets/search", json=self.REFERENCE_BODY)
+            assert r.status_code == 200, r.text
+            assert [p["name"] for p in r.json()["data"]] == ["Cat", "Fits"]
+            # the links are the equivalent list query: goodWithDogs filters on goodWithPets
+            assert "goodWithPets=true" in r.json()["links"]["self"]
+            listed = api.client.get(r.json()["links"]["self"], headers=api.headers())
+            assert listed.json()["data"] == r.json()["data"]
+
+    def test_good_with_dogs_and_cats_match_good_with_pets(self, api: Api) -> None:
+        token = api.admin_token()
+        api.create_pet(token, name="Friendly", goodWithPets=True)
+        api.create_pet(token, name="Loner", goodWithPets=False)
+
+        def names(compatibility: dict[str, bool]) -> list[str]:
+            body = {"criteria": {"compatibility": compatibility}}
+            r = api.request("POST", "/pets/search", json=body)
+            assert r.status_code == 200, r.text
+            return [p["name"] for p in r.json()["data"]]
+
+        assert names({"goodWithDogs": True}) == ["Friendly"]
+        assert names({"goodWithCats": True}) == ["Friendly"]
+        assert names({"goodWithDogs": False}) == ["Loner"]
+        assert names({"goodWithCats": False, "goodWithPets": False}) == ["Loner"]
+
+    def test_422_when_dogs_and_pets_disagree(self, api: Api) -> None:
+        body = {"criteria": {"compatibility": {"goodWithPets": True, "goodWithDogs": False}}}
+        r = api.request("POST", "/pets/search", json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [
+            {
+                "field": "criteria.compatibility.goodWithDogs",
+                "message": "must agree with goodWithPets: both filter on the pet's goodWithPets",
+                "code": "conflict",
+            }
+        ]
+
     def test_400_bad_criteria(self, api: Api) -> None:
         r = api.request("POST", "/pets/search", json={"criteria": {"species": ["DRAGON"]}})
         assert r.status_code == 400

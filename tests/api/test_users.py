@@ -1,10 +1,40 @@
-"""User operations: registration, own-account access, ownership and scopes."""
+"""User operations: registration (the account and its token), own-account access, another
+account's public profile, ownership and scopes."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import jwt
+
+from settings import Settings
 from tests.conftest import PASSWORD, Api, problem
+
+PUBLIC_FIELDS = {"id", "username", "firstName", "lastName", "createdAt", "links"}
+PRIVATE_FIELDS = {"email", "phone", "preferences", "role", "tenantId", "updatedAt"}
+
+
+def _registration(api: Api, **fields: Any) -> Any:
+    username = f"r{uuid.uuid4().hex[:10]}"
+    body = {
+        "username": username,
+        "email": f"{username}@example.com",
+        "password": PASSWORD,
+        "firstName": "Reg",
+        "lastName": "Istered",
+        **fields,
+    }
+    r = api.request("POST", "/users", json=body)
+    assert r.status_code == 201, r.text
+    return r
+
+
+def _claims(token: str, settings: Settings) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(
+        token, settings.jwt_secret, algorithms=["HS256"], audience="petstore-api"
+    )
+    return claims
 
 
 class TestCreateUser:
@@ -30,6 +60,58 @@ class TestCreateUser:
         assert user["role"] == "user"
         assert user["tenantId"] == api.tenant
         assert user["preferences"] == {"newsletter": True, "preferredSpecies": ["CAT"]}
+        assert set(user["token"]) == {
+            "token",
+            "expiresAt",
+            "access_token",
+            "token_type",
+            "expires_in",
+            "scope",
+        }
+        assert r.headers["cache-control"] == "no-store"  # it carries a token
+
+    def test_the_token_works_at_once(self, api: Api) -> None:
+        r = _registration(api, phone="+12025551234")
+        account = r.json()
+        token = account.pop("token")["token"]
+        got = api.request("GET", f"/users/{account['id']}", token)
+        assert got.status_code == 200, got.text
+        assert got.json() == account  # the whole account: it is the caller's own
+        inventory = api.request("GET", "/inventory", token)  # and anything else a token opens
+        assert inventory.status_code == 200, inventory.text
+
+    def test_the_token_is_the_one_a_login_gives(self, api: Api, settings: Settings) -> None:
+        registration = _registration(api).json()
+        issued = registration["token"]
+        login = api.request(
+            "POST",
+            "/auth/tokens",
+            json={"username": registration["username"], "password": PASSWORD},
+        ).json()
+        assert set(issued) == set(login)
+        assert issued["token"] == issued["access_token"]
+        assert (issued["token_type"], issued["expires_in"], issued["scope"]) == (
+            login["token_type"],
+            login["expires_in"],
+            login["scope"],
+        )
+        mine, theirs = _claims(issued["token"], settings), _claims(login["token"], settings)
+        assert set(mine) == set(theirs)
+        for claim in ("iss", "aud", "sub", "role", "scope", "tid", "ver"):
+            assert mine[claim] == theirs[claim], claim
+        assert mine["sub"] == registration["id"]
+        assert mine["tid"] == api.tenant
+        assert mine["jti"] != theirs["jti"]  # two tokens, each its own id (logout ends one)
+        assert mine["exp"] - mine["iat"] == theirs["exp"] - theirs["iat"] == 86400
+        header = jwt.get_unverified_header(issued["token"])
+        assert header == jwt.get_unverified_header(login["token"])
+        assert header["typ"] == "at+jwt"
+
+    def test_logging_the_registration_token_out_ends_it(self, api: Api) -> None:
+        account = _registration(api).json()
+        token = account["token"]["token"]
+        assert api.request("DELETE", "/auth/tokens/current", token).status_code == 204
+        assert api.request("GET", f"/users/{account['id']}", token).status_code == 401
 
     def test_409_duplicate_username_any_case(self, api: Api) -> None:
         api.register("bob")
@@ -99,25 +181,47 @@ class TestGetUser:
         assert r.status_code == 200
         assert r.json() == user
 
-    def test_404_for_someone_elses_account(self, api: Api) -> None:
-        other = api.register()
+    def test_another_users_account_is_its_public_profile(self, api: Api) -> None:
+        other = api.register(phone="+12025551234", preferences={"newsletter": True})
         _, token = api.user_token()
         r = api.request("GET", f"/users/{other['id']}", token)
+        assert r.status_code == 200, r.text
+        profile = r.json()
+        assert set(profile) == PUBLIC_FIELDS
+        assert not PRIVATE_FIELDS & set(profile)
+        assert other["email"] not in r.text
+        assert "+12025551234" not in r.text
+        assert profile == {key: other[key] for key in PUBLIC_FIELDS}
+
+    def test_admin_reads_any_account_in_tenant_whole(self, api: Api) -> None:
+        other = api.register(phone="+12025551234", preferences={"newsletter": True})
+        r = api.request("GET", f"/users/{other['id']}", api.admin_token())
+        assert r.status_code == 200
+        assert r.json() == other
+        assert {"email", "phone", "preferences"} <= set(r.json())
+
+    def test_404_for_a_missing_account(self, api: Api) -> None:
+        _, token = api.user_token()
+        missing = uuid.uuid4()
+        r = api.request("GET", f"/users/{missing}", token)
         assert r.status_code == 404
-        assert other["username"] not in r.text
         assert r.json() == problem(
             404,
             "not-found",
             "Not Found",
-            f"The requested user with ID '{other['id']}' was not found.",
-            f"/v1/users/{other['id']}",
+            f"The requested user with ID '{missing}' was not found.",
+            f"/v1/users/{missing}",
         )
 
-    def test_admin_reads_any_account_in_tenant(self, api: Api) -> None:
+    def test_404_for_an_account_of_another_tenant(self, api: Api, client: Any) -> None:
         other = api.register()
-        r = api.request("GET", f"/users/{other['id']}", api.admin_token())
-        assert r.status_code == 200
-        assert r.json()["id"] == other["id"]
+        elsewhere = Api(client, api.settings, str(uuid.uuid4()))
+        _, token = elsewhere.user_token()
+        r = elsewhere.request("GET", f"/users/{other['id']}", token)
+        assert r.status_code == 404
+        assert other["username"] not in r.text
+        admin = elsewhere.request("GET", f"/users/{other['id']}", elsewhere.admin_token())
+        assert admin.status_code == 404
 
     def test_401(self, api: Api) -> None:
         r = api.request("GET", f"/users/{uuid.uuid4()}")

@@ -13,7 +13,7 @@ import jsonschema_rs
 import pytest
 
 import handlers
-from app import load_spec, resolve_handler
+from app import load_spec, resolve_handler, routing_order
 from web.validators import to_jsonschema
 
 SPEC = load_spec()
@@ -108,3 +108,41 @@ def test_examples_validate_against_their_schemas(where: str, schema: Any, exampl
     validator = jsonschema_rs.Draft4Validator(to_jsonschema(schema, mode), validate_formats=True)
     errors = [e.message for e in validator.iter_errors(example)]
     assert not errors, f"{where}: {errors}"
+
+
+def test_user_registration_is_the_user_plus_its_token() -> None:
+    """UserRegistration repeats User's fields (User forbids additional properties, so allOf
+    cannot extend it): the two must not drift apart."""
+    schemas = SPEC["components"]["schemas"]
+    user, registration = schemas["User"], schemas["UserRegistration"]
+    assert registration["properties"]["token"] == {"$ref": "#/components/schemas/Token"}
+    assert {k: v for k, v in registration["properties"].items() if k != "token"} == user[
+        "properties"
+    ]
+    assert registration["required"] == [*user["required"], "token"]
+
+
+def test_public_profile_is_a_subset_of_the_user_without_private_fields() -> None:
+    schemas = SPEC["components"]["schemas"]
+    user, profile = schemas["User"], schemas["UserPublicProfile"]
+    assert set(profile["properties"]) <= set(user["properties"])
+    assert not {"email", "phone", "preferences", "role", "tenantId"} & set(profile["properties"])
+    for name, definition in profile["properties"].items():
+        assert definition == user["properties"][name], name
+
+
+def _shadows(first: str, later: str) -> bool:
+    """Whether a route for ``first`` (its ``{...}`` matching any one segment) takes every URL of
+    ``later`` before it is tried."""
+    a, b = first.strip("/").split("/"), later.strip("/").split("/")
+    return len(a) == len(b) and all(x == y or x.startswith("{") for x, y in zip(a, b, strict=True))
+
+
+def test_the_router_tries_literal_paths_before_templates() -> None:
+    """The spec keeps the seed's navigation order, in which /pets/{id} comes before
+    /pets/search; the router gets an order where no path is hidden behind an earlier one."""
+    ordered = list(routing_order(SPEC)["paths"])
+    assert sorted(ordered) == sorted(SPEC["paths"])
+    for index, first in enumerate(ordered):
+        for later in ordered[index + 1 :]:
+            assert not _shadows(first, later), f"{first} hides {later}"

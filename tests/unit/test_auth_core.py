@@ -96,7 +96,7 @@ def test_a_deleted_account_loses_access_at_once_in_this_process(settings: Settin
     async def go(auth: Authenticator, tokens: TokenService, db: Any) -> None:
         token = tokens.issue(user.id, "user", tenant).token
         assert (await auth.principal(f"Bearer {token}", tenant)).subject == user.id  # now cached
-        service = users.UserService(db, throttle=None, roles=auth.roles)  # type: ignore[arg-type]
+        service = users.UserService(db, None, auth.roles, tokens)  # type: ignore[arg-type]
         who = await auth.principal(f"Bearer {token}", tenant)
         await service.delete(who, user.id)
         with pytest.raises(errors.AuthenticationFailed):

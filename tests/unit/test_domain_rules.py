@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
+from auth.tokens import TokenService
 from infra.counters import MemoryCounterStore
 from infra.payments import TestProcessor
 from models import enums
@@ -248,14 +249,16 @@ class Domain:
         self.db: Database = self.runner.run(self._db(settings.database_url))
         roles = RoleLookup(self.db, 5)
         self.pets = PetService(self.db)
-        self.users = UserService(self.db, FailureThrottle(MemoryCounterStore(), 100, 60), roles)
+        throttle = FailureThrottle(MemoryCounterStore(), 100, 60)
+        tokens = TokenService("domain-rules-secret-long-enough-for-hs256", "petstore", 60)
+        self.users = UserService(self.db, throttle, roles, tokens)
         self.orders = OrderService(self.db, TestProcessor())
         self.tenant = str(uuid.uuid4())
         self.staff = Principal(uuid.uuid4(), enums.Role.ADMIN, ROLE_SCOPES["admin"], self.tenant)
         self.pet_id = self.run(lambda: self.pets.create(self.staff, load_pet(PET))).id
         account = self.run(lambda: self.users.register(self.staff, load_new_user(new_user())))
-        self.user_id: uuid.UUID = account.id
-        self.user = Principal(account.id, enums.Role.USER, ROLE_SCOPES["user"], self.tenant)
+        self.user_id: uuid.UUID = account.user.id
+        self.user = Principal(account.user.id, enums.Role.USER, ROLE_SCOPES["user"], self.tenant)
 
     @staticmethod
     async def _db(url: str) -> Database:

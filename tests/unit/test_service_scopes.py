@@ -88,7 +88,7 @@ def _services(db: Database) -> dict[str, Any]:
     roles = RoleLookup(db, 0)
     return {
         "inventory": InventoryService(db),
-        "users": UserService(db, throttle=None, roles=roles),  # type: ignore[arg-type]
+        "users": UserService(db, throttle=None, roles=roles, tokens=None),  # type: ignore[arg-type]
         "pets": PetService(db),
         "orders": OrderService(db, TestProcessor()),
         "webhooks": WebhookService(db, SecretBox("test-key"), MemoryCounterStore()),

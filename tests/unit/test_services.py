@@ -9,11 +9,13 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from auth.tokens import TokenService
 from infra.counters import MemoryCounterStore
-from models import Pet
+from models import Pet, User
 from models.database import Database
 from models.tenancy import TenantMissingError
 from services.accounts import users
+from services.accounts.roles import RoleLookup
 from services.catalogue import pets
 from services.shared.errors import (
     AuthenticationFailed,
@@ -126,6 +128,38 @@ def test_users_duplicate_and_ownership(settings: Settings, tenant: str) -> None:
         assert (await users.get_user(db, member(tenant, eve.id), eve.id)).id == eve.id
         with pytest.raises(NotFound):
             await users.delete_user(db, member(tenant), eve.id)
+
+    run_db(settings, go)
+
+
+def test_get_user_decides_whole_account_or_public_profile(settings: Settings, tenant: str) -> None:
+    """The service, not an adapter, decides what of an account a caller sees; registering signs
+    the account in with the injected issuer, as a login does."""
+    tokens = TokenService("services-test-secret-long-enough-for-hs256", "petstore", 60)
+    throttle = FailureThrottle(MemoryCounterStore(), 5, 60)
+
+    async def go(db: Database) -> None:
+        service = users.UserService(db, throttle, RoleLookup(db, 5), tokens)
+        signed_in = await service.register(member(tenant), new_user("fay", "fay@example.com"))
+        fay = signed_in.user
+        claims = tokens.verify(signed_in.token.token)
+        assert claims is not None
+        assert (claims["sub"], claims["tid"], claims["ver"]) == (str(fay.id), tenant, 0)
+        assert signed_in.token.scope == " ".join(sorted(ROLE_SCOPES["user"]))
+        seen = await service.get(member(tenant), fay.id)
+        assert seen == users.PublicProfile(
+            fay.id, "fay", fay.first_name, fay.last_name, fay.created_at
+        )
+        own = await service.get(member(tenant, fay.id), fay.id)
+        assert isinstance(own, User)
+        assert own.email == "fay@example.com"
+        whole = await service.get(staff(tenant), fay.id)
+        assert isinstance(whole, User)
+        assert whole.email == "fay@example.com"
+        with pytest.raises(NotFound):
+            await service.get(member(str(uuid.uuid4())), fay.id)  # another tenant
+        with pytest.raises(NotFound):
+            await service.get(member(tenant), uuid.uuid4())
 
     run_db(settings, go)
 
