@@ -40,7 +40,7 @@ run: seed ## Migrate, seed and serve http://127.0.0.1:8080/v1 (PORT to change)
 serve-prod: seed ## Several workers under gunicorn (WORKERS, default 2)
 	PETSTORE_WORKERS=$${WORKERS:-2} $(BIN)/gunicorn -k uvicorn_worker.UvicornWorker -w $${WORKERS:-2} -b $(HOST):$(PORT) --graceful-timeout 20 'app:app_from_env()'
 
-lint: install-test ## ruff, mypy, import-linter, spec validation and Spectral
+lint: install-test ## ruff, mypy, import-linter, spec validation, Spectral and Redocly
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
@@ -49,6 +49,8 @@ lint: install-test ## ruff, mypy, import-linter, spec validation and Spectral
 	npx --no-install openapi-typescript spec/openapi.yaml -o build/sdk/typescript/schema.d.ts --silent
 	npx --no-install tsc -p spec/clients/tsconfig.json
 	npx --no-install spectral lint spec/openapi.yaml --fail-severity warn
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	  npx --no-install redocly lint spec/openapi.yaml --format=stylish
 
 unit: install-test ## Unit and integration tests (pytest)
 	$(BIN)/pytest
