@@ -57,7 +57,9 @@ def test_operation_documents_the_common_statuses(
     path: str, method: str, op: dict[str, Any]
 ) -> None:
     codes = set(op["responses"])
-    assert {"400", "406", "429", "500"} <= codes
+    # RequestGuard answers 405 (another method on the path) and 413 (a body over the limit, even
+    # where none is expected) on every path; OpenAPI documents them per operation.
+    assert {"400", "405", "406", "413", "429", "500"} <= codes
     if op.get("security", SPEC.get("security")):
         assert {"401", "403"} <= codes
     if "requestBody" in op:
@@ -134,3 +136,24 @@ def _bodies_without_examples() -> list[str]:
 def test_every_request_body_and_success_response_has_an_example() -> None:
     # ...which test_examples_validate_against_their_schemas then validates.
     assert _bodies_without_examples() == []
+
+
+EVERY_RESPONSE_HEADERS = {
+    "X-Request-ID",  # RequestContextMiddleware
+    "RateLimit-Limit",  # RateLimitMiddleware, on every /v1 response while limiting is on
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+}
+
+
+@pytest.mark.parametrize(("path", "method", "op"), OPERATIONS, ids=IDS)
+def test_every_response_declares_the_headers_every_response_carries(
+    path: str, method: str, op: dict[str, Any]
+) -> None:
+    """Also for responses no test provokes (the recorder only sees those some test does)."""
+    for code, response in op["responses"].items():
+        declared = set(_resolve(response).get("headers", {}))
+        assert declared >= EVERY_RESPONSE_HEADERS, f"{code}: {EVERY_RESPONSE_HEADERS - declared}"
+    allow = _resolve(op["responses"]["405"]).get("headers", {})
+    assert "Allow" in allow
