@@ -12,6 +12,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,9 +25,11 @@ from models import User
 from models.database import Database
 from settings import Settings, normalize_database_url
 from tests.servers import uvicorn_process
+from tests.spec.recorder import Recorder, check
 
 ADMIN = ("admin", "admin-password-1")
 PASSWORD = "correct-horse-42"
+SPEC_MISMATCHES = pytest.StashKey[list[str]]()
 
 
 def make_settings(var_dir: Any, **env: str) -> Settings:
@@ -229,3 +232,44 @@ def live_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
     """The real server in 2 worker processes, for tests that need real concurrency."""
     with server_process(settings, tmp_path_factory.mktemp("live"), workers=2) as (base, _):
         yield base
+
+
+# --- What the app answers, compared with what the spec declares (tests/spec/recorder.py) ---
+
+RECORDER = Recorder()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    RECORDER.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    RECORDER.uninstall()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a response carried a status or header its operation does not declare."""
+    target = os.environ.get("PETSTORE_SPEC_RECORD")
+    if target:
+        RECORDER.dump(Path(target))
+    if not RECORDER.seen:
+        return
+    from app import load_spec
+
+    mismatches = check(load_spec(), RECORDER.seen)
+    session.config.stash[SPEC_MISMATCHES] = mismatches
+    if mismatches and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    mismatches = config.stash.get(SPEC_MISMATCHES, [])
+    if mismatches:
+        terminalreporter.section("responses the spec does not declare", red=True)
+        for line in mismatches:
+            terminalreporter.line(line)
+        terminalreporter.line(
+            f"{len(mismatches)} mismatch(es) between the app's answers in this run and "
+            "spec/openapi.yaml (tests/spec/recorder.py): declare them in the spec."
+        )

@@ -222,7 +222,8 @@ class RequestGuard:
             None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
         )
         self.max_body = max_body_bytes
-        routes = list(routes)
+        # Literal segments first: /pets/search is not a /pets/{id}, whatever the spec's order.
+        routes = sorted(routes, key=lambda route: route[0].count("{"))
         self.routes = [(self._compile(base_path + path), methods) for path, methods in routes]
         self.raw_routes = [self._compile_named(base_path + path) for path, _ in routes]
         self.query_paths = {base_path + p for p in query_paths}

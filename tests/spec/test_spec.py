@@ -57,7 +57,9 @@ def test_operation_documents_the_common_statuses(
     path: str, method: str, op: dict[str, Any]
 ) -> None:
     codes = set(op["responses"])
-    assert {"400", "406", "429", "500"} <= codes
+    # RequestGuard answers 405 (another method on the path) and 413 (a body over the limit, even
+    # where none is expected) on every path; OpenAPI documents them per operation.
+    assert {"400", "405", "406", "413", "429", "500"} <= codes
     if op.get("security", SPEC.get("security")):
         assert {"401", "403"} <= codes
     if "requestBody" in op:
@@ -146,3 +148,50 @@ def test_the_router_tries_literal_paths_before_templates() -> None:
     for index, first in enumerate(ordered):
         for later in ordered[index + 1 :]:
             assert not _shadows(first, later), f"{first} hides {later}"
+
+
+BINARY = {"type": "string", "format": "binary"}
+"""Raw bytes (the image responses): an example would be bytes, which YAML cannot show; Swagger UI
+and ReDoc offer the body as a download. Multipart bodies with a binary part still carry one."""
+
+
+def _bodies_without_examples() -> list[str]:
+    """Every request body and every 2xx response, per media type, lacking an example."""
+    missing = []
+    for path, method, op in OPERATIONS:
+        bodies = [("request", op.get("requestBody"))] + [
+            (f"response {code}", resp) for code, resp in op["responses"].items() if code[0] == "2"
+        ]
+        for where, body in bodies:
+            for name, media in ((_resolve(body) if body else {}).get("content") or {}).items():
+                if media.get("schema") == BINARY:
+                    continue
+                if "example" not in media and not media.get("examples"):
+                    missing.append(f"{method.upper()} {path} {where} {name}")
+    return missing
+
+
+def test_every_request_body_and_success_response_has_an_example() -> None:
+    # ...which test_examples_validate_against_their_schemas then validates.
+    assert _bodies_without_examples() == []
+
+
+EVERY_RESPONSE_HEADERS = {
+    "X-Request-ID",  # RequestContextMiddleware
+    "RateLimit-Limit",  # RateLimitMiddleware, on every /v1 response while limiting is on
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+}
+
+
+@pytest.mark.parametrize(("path", "method", "op"), OPERATIONS, ids=IDS)
+def test_every_response_declares_the_headers_every_response_carries(
+    path: str, method: str, op: dict[str, Any]
+) -> None:
+    """Also for responses no test provokes (the recorder only sees those some test does)."""
+    for code, response in op["responses"].items():
+        declared = set(_resolve(response).get("headers", {}))
+        assert declared >= EVERY_RESPONSE_HEADERS, f"{code}: {EVERY_RESPONSE_HEADERS - declared}"
+    allow = _resolve(op["responses"]["405"]).get("headers", {})
+    assert "Allow" in allow
