@@ -46,7 +46,8 @@ lint: install-test ## ruff, mypy, import-linter, spec validation, Spectral and R
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
 	$(BIN)/openapi-spec-validator spec/openapi.yaml
-	npx --no-install openapi-typescript spec/openapi.yaml -o build/sdk/typescript/schema.d.ts --silent
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --no-install openapi-typescript \
+	  spec/openapi.yaml --redocly spec/clients/redocly.yaml -o build/sdk/typescript/schema.d.ts --silent
 	npx --no-install tsc -p spec/clients/tsconfig.json
 	npx --no-install spectral lint spec/openapi.yaml --fail-severity warn
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
