@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PIP    := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test run migrate seed test lint spec-lint unit contract bench serve-prod sdk clean
+.PHONY: help install install-test run migrate seed audit-verify test lint spec-lint unit contract bench serve-prod sdk clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ migrate: install ## Apply Alembic migrations to DATABASE_URL (default: var/petst
 
 seed: migrate ## Insert demo pets into an empty database
 	$(BIN)/python manage.py seed
+
+audit-verify: install ## Walk every tenant's audit-log hash chain; print the first broken link
+	$(BIN)/python manage.py audit-verify
 
 run: seed ## Migrate, seed and serve http://127.0.0.1:8080/v1 (PORT to change)
 	$(BIN)/uvicorn --factory app:app_from_env --host $(HOST) --port $(PORT) --lifespan on --no-access-log

@@ -1,4 +1,8 @@
-"""Operator commands: ``python manage.py migrate|seed|ensure-admin``.
+"""Operator commands: ``python manage.py migrate|seed|ensure-admin|audit-verify``.
+
+``audit-verify`` walks every tenant's audit chain (services.admin.audit.verify) and prints OK
+with the number of rows checked, or the first broken link (tenant, seq, id, what is wrong) and
+exits 1.
 
 ``ensure-admin`` creates the PETSTORE_ADMIN_USERNAME account (or sets the existing admin's
 password), as the server does at startup; it exits non-zero, naming the account, when that name
@@ -20,6 +24,7 @@ from models import Pet
 from models.base import SHARED_POOL
 from models.database import Database
 from services.accounts.users import AdminNameTaken, ensure_admin
+from services.admin.audit import check_chains
 from services.catalogue.pets import PetData
 from settings import ROOT, ConfigError, Settings, make_private_dir
 
@@ -180,9 +185,32 @@ async def ensure_admin_account(settings: Settings) -> str:
     return f"admin account '{user.username}' ensured"
 
 
+async def audit_verify(settings: Settings, tenant: str | None = None) -> int:
+    """Print the chain check's progress and outcome; the exit status (0 OK, 1 broken)."""
+    db = Database(settings.database_url)
+    checked = 0
+
+    def progress(rows: int) -> None:
+        nonlocal checked
+        checked += rows
+        if checked % 10_000 < rows:
+            print(f"... {checked} rows checked", file=sys.stderr, flush=True)
+
+    try:
+        report = await check_chains(db, tenant, progress)
+    finally:
+        await db.dispose()
+    if report.broken is not None:
+        print(f"BROKEN after {report.rows} good rows: {report.broken}")
+        return 1
+    print(f"OK: {report.rows} audit rows in {report.tenants} tenant chains verified")
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["migrate", "seed", "ensure-admin"])
+    parser.add_argument("command", choices=["migrate", "seed", "ensure-admin", "audit-verify"])
+    parser.add_argument("--tenant", help="audit-verify: only this tenant's chain")
     args = parser.parse_args()
     try:
         settings = Settings.from_env()
@@ -191,6 +219,8 @@ def main() -> None:
     make_private_dir(settings.var_dir)
     if args.command == "migrate":
         migrate(settings)
+    elif args.command == "audit-verify":
+        sys.exit(asyncio.run(audit_verify(settings, args.tenant)))
     elif args.command == "ensure-admin":
         try:
             print(asyncio.run(ensure_admin_account(settings)))

@@ -17,6 +17,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -70,6 +71,22 @@ def client_address(scope: Mapping[str, Any]) -> str:
     by its ``services.shared.principal.address_key`` (an IPv6 address's /64)."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+def user_agent(scope: Mapping[str, Any]) -> str | None:
+    """The request's User-Agent header, if any (ASGI scope headers, any HTTP-based protocol)."""
+    for name, value in scope.get("headers") or ():
+        if name == b"user-agent":
+            return bytes(value).decode("latin-1") or None
+    return None
+
+
+def with_origin(who: Principal, scope: Mapping[str, Any] | None) -> Principal:
+    """The principal with where its request came from (client address, user agent), which the
+    audit log records for whatever the services do on its behalf."""
+    if scope is None:
+        return who
+    return dataclasses.replace(who, address=client_address(scope), user_agent=user_agent(scope))
 
 
 def client_key(claims: dict[str, Any] | None, address: str | None) -> str:
@@ -136,14 +153,15 @@ class Authenticator:
         tenant: str | None = None,
         scope: MutableMapping[str, Any] | None = None,
     ) -> Principal:
-        """The caller behind an Authorization value (``Bearer <token>``) in the named tenant.
+        """The caller behind an Authorization value (``Bearer <token>``) in the named tenant,
+        with its request's origin when ``scope`` is given (``with_origin``).
         Raises AuthenticationFailed (a credential that is not a valid token) and Forbidden
         (another tenant)."""
         tenant = tenant_id(tenant)
         if not authorization:
-            return anonymous(tenant)
+            return with_origin(anonymous(tenant), scope)
         token = bearer_token(authorization)
         claims = await self.current_claims(token, scope) if token else None
         if claims is None:
             raise AuthenticationFailed("The bearer token is invalid or expired.")
-        return bind_tenant(principal_from_claims(claims), tenant)
+        return with_origin(bind_tenant(principal_from_claims(claims), tenant), scope)

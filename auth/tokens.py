@@ -35,6 +35,7 @@ class TokenService:
         """A token for the role's scopes, or for ``scopes`` of them only (a narrower token),
         under the account's current token ``version`` (models.User.token_version)."""
         now = int(time.time())
+        jti = uuid.uuid4().hex
         allowed = ROLE_SCOPES.get(role, frozenset())
         scope = " ".join(sorted(allowed if scopes is None else allowed & scopes))
         claims = {
@@ -46,7 +47,7 @@ class TokenService:
             "tid": tenant,
             "iat": now,
             "exp": now + self._ttl,
-            "jti": uuid.uuid4().hex,
+            "jti": jti,
             "ver": version,
         }
         token = jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"typ": "at+jwt"})
@@ -55,6 +56,7 @@ class TokenService:
             expires_at=datetime.fromtimestamp(now + self._ttl, UTC),
             expires_in=self._ttl,
             scope=scope,
+            jti=jti,
         )
 
     def verify(self, token: str) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from connexion import request
 from connexion.context import context
 from starlette.responses import Response
 
-from auth.principals import bind_tenant
+from auth.principals import bind_tenant, with_origin
 from auth.tokens import principal_from_claims
 from services.shared.principal import Principal, anonymous
 from web import urls
@@ -37,11 +37,12 @@ def accepted_claims() -> dict[str, Any]:
 
 
 def principal() -> Principal:
-    """The caller, from the accepted claims, bound to the tenant X-Tenant-ID names."""
+    """The caller, from the accepted claims, bound to the tenant X-Tenant-ID names, with the
+    request's origin (client address, user agent) for the audit log."""
     claims = accepted_claims()
     if not claims:
-        return anonymous(header_tenant())
-    return bind_tenant(principal_from_claims(claims), header_tenant())
+        return with_origin(anonymous(header_tenant()), request.scope)
+    return with_origin(bind_tenant(principal_from_claims(claims), header_tenant()), request.scope)
 
 
 async def public_caller() -> Principal:
@@ -50,7 +51,7 @@ async def public_caller() -> Principal:
     in its own tenant (auth.principals, as over every protocol)."""
     header = request.headers.get("authorization")
     if not header:
-        return anonymous(header_tenant())
+        return with_origin(anonymous(header_tenant()), request.scope)
     return await container().auth.principal(header, header_tenant(), request.scope)
 
 

@@ -1,5 +1,6 @@
 """SQLAlchemy 2 typed models. No HTTP, no serialization, no business rules."""
 
+from models.audit_log import AuditHead, AuditLog
 from models.base import Base, TenantScoped
 from models.idempotency import IdempotencyRecord
 from models.order import ACTIVE_ORDER_STATUSES, Order
@@ -16,6 +17,8 @@ from models.webhook import (
 
 __all__ = [
     "ACTIVE_ORDER_STATUSES",
+    "AuditHead",
+    "AuditLog",
     "Base",
     "IdempotencyRecord",
     "Order",

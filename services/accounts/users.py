@@ -9,13 +9,23 @@ Usernames and emails are unique per tenant. Repeated login failures are throttle
 (username, client address), so failures sent from one address never lock the account for
 another; a username failing from many addresses is slowed down (a short, capped delay before
 each check), never locked. Changing the password needs the current one and ends every earlier
-token of the account, as does logging out."""
+token of the account, as does logging out.
+
+Audit (services.shared.audit), each row in the transaction of its change: USER_REGISTERED and
+TOKEN_ISSUED in the registration's transaction (the token is signed inside it and handed out
+only if it commits); a login's TOKEN_ISSUED in a short write unit of its own after the password
+check (the check reads; the token is signed in that unit, so no token leaves without its row);
+LOGIN_FAILED in its own small unit (there is no other change), entity USER with the account's
+id when the username names an account, else the entity id ``unknown``: the attempted username
+is never stored, nor anything of the password (a password typed into the username field must
+not reach the log); PASSWORD_CHANGED with the password change."""
 
 from __future__ import annotations
 
 import contextlib
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +40,8 @@ from models.database import Database
 from models.enums import ContactMethod, Role, Species
 from services.accounts.passwords import hash_password, verify_password
 from services.accounts.roles import RoleLookup
+from services.shared import audit
+from services.shared.audit import AuditAction, AuditEntity
 from services.shared.errors import (
     AuthenticationFailed,
     Conflict,
@@ -43,6 +55,7 @@ from services.shared.principal import (
     Principal,
     TokenIssuer,
     address_key,
+    anonymous,
     require_scope,
 )
 from services.shared.rules import Rules
@@ -128,8 +141,35 @@ def _ensure_unique(
             raise Conflict("An account with this email already exists.", field="email")
 
 
-async def register(db: Database, tenant: str, data: NewUser, role: str = Role.USER) -> User:
-    """Create an account with a hashed password. Raises Conflict on a duplicate username/email."""
+def account_actor(user: User, origin: Principal | None = None) -> Principal:
+    """The account as the actor of what it does itself (registering, signing in), with the
+    request's origin (client address, user agent) taken from ``origin``."""
+    return Principal(
+        subject=user.id,
+        role=user.role,
+        scopes=frozenset(),
+        tenant=user.tenant_id,
+        address=origin.address if origin else None,
+        user_agent=origin.user_agent if origin else None,
+    )
+
+
+def _user_snapshot(user: User) -> dict[str, Any]:
+    """What the audit log keeps of an account: never its password hash or contact details."""
+    return {"username": user.username, "role": user.role}
+
+
+async def register(
+    db: Database,
+    tenant: str,
+    data: NewUser,
+    role: str = Role.USER,
+    actor: Principal | None = None,
+    then: Callable[[Session, User], None] | None = None,
+) -> User:
+    """Create an account with a hashed password and its USER_REGISTERED audit row (the actor is
+    ``actor`` when signed in, else the new account with ``actor``'s origin); ``then(session,
+    user)`` runs last in the same transaction. Raises Conflict on a duplicate username/email."""
     password_hash = await hash_password(data.password)
     now = utcnow()
     user = User(
@@ -149,7 +189,20 @@ async def register(db: Database, tenant: str, data: NewUser, role: str = Role.US
 
     def work(session: Session) -> User:
         _ensure_unique(session, data.username, data.email)
+        user.tenant_id = tenant
         session.add(user)
+        session.flush()
+        who = actor if actor is not None and actor.is_authenticated else account_actor(user, actor)
+        audit.record(
+            session,
+            who,
+            AuditAction.USER_REGISTERED,
+            AuditEntity.USER,
+            user.id,
+            after=_user_snapshot(user),
+        )
+        if then is not None:
+            then(session, user)
         return user
 
     try:
@@ -254,10 +307,12 @@ async def authenticate(
     password: str,
     throttle: FailureThrottle,
     client: str,
+    actor: Principal | None = None,
 ) -> User:
-    """Check credentials. An unknown user and a wrong password raise the same
-    AuthenticationFailed (and take the same time). Attempts are counted before the password is
-    checked (so parallel guesses are counted too):
+    """Check credentials (a failure writes its LOGIN_FAILED audit row, by ``actor``). An
+    unknown user and a wrong password raise the same AuthenticationFailed (and take the same
+    time). Attempts are counted before the password is checked (so parallel guesses are
+    counted too):
 
     - per (username, client address): past the throttle's limit TooManyAttempts is raised for
       that address until the window ends; another address is not affected;
@@ -289,11 +344,32 @@ async def authenticate(
             await throttle.give_back(user_key)
             raise
     if user is None or not ok:
+        await _record_failed_login(db, actor or anonymous(tenant), user)
         raise AuthenticationFailed("Invalid username or password.")
     await throttle.forgive(pair_key)
     await throttle.give_back(client_key)
     await throttle.give_back(user_key)
     return user
+
+
+async def _record_failed_login(db: Database, actor: Principal, user: User | None) -> None:
+    """LOGIN_FAILED in a small transaction of its own: the account's id when the username
+    named one, else ``unknown`` (the attempted username is never stored)."""
+
+    def work(session: Session) -> None:
+        audit.record(
+            session,
+            actor,
+            AuditAction.LOGIN_FAILED,
+            AuditEntity.USER,
+            user.id if user is not None else "unknown",
+            after={
+                "reason": "wrong_password" if user is not None else "unknown_user",
+                **({"username": user.username} if user is not None else {}),
+            },
+        )
+
+    await db.run(actor.tenant, work, write=True)
 
 
 class AdminNameTaken(RuntimeError):
@@ -396,10 +472,20 @@ async def change_password(
         row = _load_accessible(session, principal, user_id)
         if row.password_hash != checked_hash:  # changed meanwhile by a concurrent request
             raise Conflict("The password was changed meanwhile; try again with the new one.")
+        before = {"tokenVersion": row.token_version or 0}
         row.password_hash = new_hash
         row.token_version = (row.token_version or 0) + 1
         row.version += 1
         row.updated_at = utcnow()
+        audit.record(
+            session,
+            principal,
+            AuditAction.PASSWORD_CHANGED,
+            AuditEntity.USER,
+            row.id,
+            before=before,
+            after={"tokenVersion": row.token_version},
+        )
         return row
 
     return await db.run(principal.tenant, work, write=True)
@@ -473,23 +559,54 @@ class UserService:
         self.roles = roles
         self.tokens = tokens
 
-    def _sign_in(self, user: User) -> SignedIn:
-        """The account's token, issued as every login issues it (role's scopes, token version)."""
+    def _sign_in(self, session: Session, origin: Principal, user: User) -> IssuedToken:
+        """The account's token, issued as every login issues it (role's scopes, token
+        version), and its TOKEN_ISSUED audit row in ``session`` (the caller's transaction: the
+        token is handed out only if that commits)."""
         token = self.tokens.issue(user.id, user.role, user.tenant_id, version=user.token_version)
-        return SignedIn(user, token)
+        audit.record(
+            session,
+            account_actor(user, origin),
+            AuditAction.TOKEN_ISSUED,
+            AuditEntity.TOKEN,
+            token.jti,
+            after={
+                "userId": user.id,
+                "scope": token.scope,
+                "expiresAt": token.expires_at,
+            },
+        )
+        return token
 
     async def register(self, principal: Principal, data: NewUser) -> SignedIn:
         """Create User: public; the account joins the caller's tenant and is signed in (its
-        token is the one a login would give). Raises Conflict, and Overloaded when the
-        password-hashing queue is full. (Each client address has an hourly registration
-        budget, counted by the rate limiter before any of this runs.)"""
-        return self._sign_in(await register(self.db, principal.tenant, data))
+        token is the one a login would give), in one transaction with its USER_REGISTERED and
+        TOKEN_ISSUED audit rows. Raises Conflict, and Overloaded when the password-hashing
+        queue is full. (Each client address has an hourly registration budget, counted by the
+        rate limiter before any of this runs.)"""
+        issued: list[IssuedToken] = []
+
+        def sign_in(session: Session, user: User) -> None:
+            issued.append(self._sign_in(session, principal, user))
+
+        user = await register(self.db, principal.tenant, data, actor=principal, then=sign_in)
+        return SignedIn(user, issued[0])
 
     async def login(
         self, principal: Principal, username: str, password: str, client: str
     ) -> SignedIn:
-        """Create Authentication Token: the credentials checked (``authenticate``), a token."""
-        return self._sign_in(await self.authenticate(principal, username, password, client))
+        """Create Authentication Token: the credentials checked (``authenticate``), then the
+        token issued with its TOKEN_ISSUED audit row in one short write unit (an account
+        deleted meanwhile gets no token)."""
+        checked = await self.authenticate(principal, username, password, client)
+
+        def work(session: Session) -> SignedIn:
+            user = session.get(User, checked.id)
+            if user is None:
+                raise AuthenticationFailed("Invalid username or password.")
+            return SignedIn(user, self._sign_in(session, principal, user))
+
+        return await self.db.run(principal.tenant, work, write=True)
 
     async def get(self, principal: Principal, user_id: uuid.UUID) -> User | PublicProfile:
         """Get User (read:user): the whole account for its owner and admins, the public profile
@@ -513,7 +630,7 @@ class UserService:
     ) -> User:
         """Create Authentication Token's check, throttled per username and per client."""
         return await authenticate(
-            self.db, principal.tenant, username, password, self.throttle, client
+            self.db, principal.tenant, username, password, self.throttle, client, principal
         )
 
     async def change_password(

@@ -39,7 +39,8 @@ from services.orders.processor import (
     ProcessorUnavailable,
     RefundRequest,
 )
-from services.shared import events
+from services.shared import audit, events
+from services.shared.audit import AuditAction, AuditEntity
 from services.shared.errors import (
     Conflict,
     FieldError,
@@ -47,6 +48,7 @@ from services.shared.errors import (
     PaymentDeclined,
     PaymentProcessorError,
 )
+from services.shared.principal import Principal
 from services.shared.rules import Rules
 
 
@@ -152,7 +154,8 @@ async def pay_order(
         raise PaymentProcessorError(
             "The payment processor failed; nothing was charged. Retry the payment."
         ) from exc
-    paid = await db.run(tenant, _settle(row.id, result, receipt_base), write=True)
+    settle = _settle(row.id, result, receipt_base, access.principal)
+    paid = await db.run(tenant, settle, write=True)
     if paid is None:
         raise PaymentDeclined(
             result.message or "The payment was declined.", result.decline_code or "declined"
@@ -174,10 +177,11 @@ def _charge_request(row: Payment) -> ChargeRequest:
 
 
 def _settle(
-    payment_id: uuid.UUID, result: ChargeResult, receipt_base: str
+    payment_id: uuid.UUID, result: ChargeResult, receipt_base: str, actor: Principal | None
 ) -> Callable[[Session], PaidOrder | None]:
-    """Record the processor's answer: success → SUCCEEDED, receipt, order APPROVED and the
-    events; decline → FAILED (None). A payment no longer PROCESSING is left alone."""
+    """Record the processor's answer: success → SUCCEEDED, receipt, order APPROVED, the events
+    and the PAYMENT_CAPTURED audit row (by ``actor``, the system when None); decline → FAILED
+    (None). A payment no longer PROCESSING is left alone."""
 
     def work(session: Session) -> PaidOrder | None:
         paid = session.get(Payment, payment_id)
@@ -220,6 +224,22 @@ def _settle(
                 },
             },
         )
+        audit.record(
+            session,
+            actor or audit.system_actor(paid.tenant_id),
+            AuditAction.PAYMENT_CAPTURED,
+            AuditEntity.PAYMENT,
+            paid.id,
+            before={"status": PaymentStatus.PROCESSING, "orderStatus": PLACED},
+            after={
+                "status": paid.status,
+                "orderStatus": order.status,
+                "orderId": order.id,
+                "amount": paid.amount,
+                "currency": paid.currency,
+                "receiptId": paid.receipt_id,
+            },
+        )
         return PaidOrder(paid, order)
 
     return work
@@ -253,7 +273,7 @@ async def reconcile_stale(
             result = await processor.charge(_charge_request(row))
         except ProcessorUnavailable:
             continue
-        await db.run_system(_settle(row.id, result, receipt_base), write=True)
+        await db.run_system(_settle(row.id, result, receipt_base, None), write=True)
         settled += 1
     return settled
 
@@ -274,12 +294,14 @@ async def _fail(
 
 async def refund_owed(
     db: Database, processor: PaymentProcessor, tenant: str | None = None,
-    order_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None, actor: Principal | None = None,
 ) -> int:  # fmt: skip
     """Refund voided payments: a succeeded charge whose order was cancelled is CANCELLED at
     once, in the cancelling transaction, and reversed here through the processor (idempotent by
-    payment id). Called right after a cancellation for its order, and by the housekeeping job
-    for every tenant (``tenant=None``) so that a processor outage only delays a refund."""
+    payment id). Called right after a cancellation for its order (``actor``: who cancelled),
+    and by the housekeeping job for every tenant (``tenant=None``, the system as the actor) so
+    that a processor outage only delays a refund. Each refund recorded writes its
+    PAYMENT_REFUNDED audit row in the same transaction."""
     where = [
         Payment.status == PaymentStatus.CANCELLED,
         Payment.processor_reference.is_not(None),
@@ -297,6 +319,22 @@ async def refund_owed(
             if paid is not None and paid.refund_reference is None:
                 paid.refund_reference = reference
                 paid.updated_at = utcnow()
+                audit.record(
+                    session,
+                    actor or audit.system_actor(paid.tenant_id),
+                    AuditAction.PAYMENT_REFUNDED,
+                    AuditEntity.PAYMENT,
+                    paid.id,
+                    before={"status": paid.status, "refunded": False},
+                    after={
+                        "status": paid.status,
+                        "refunded": True,
+                        "refundReference": reference,
+                        "orderId": paid.order_id,
+                        "amount": paid.amount,
+                        "currency": paid.currency,
+                    },
+                )
 
         return work
 

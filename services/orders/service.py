@@ -102,14 +102,18 @@ class OrderService:
         the processor is down, the housekeeping job refunds it later)."""
         check_access(access, "write:orders")
         view = await orders.cancel_order(self.db, access, order_id)
-        await payments.refund_owed(self.db, self.processor, access.principal.tenant, order_id)
+        await payments.refund_owed(
+            self.db, self.processor, access.principal.tenant, order_id, access.principal
+        )
         return view
 
     async def advance(self, principal: Principal, order_id: uuid.UUID, status: str) -> OrderView:
         """Update Order Status (staff); a cancellation refunds like Cancel Order."""
         view = await orders.advance_order(self.db, principal, order_id, status)
         if view.order.status == CANCELLED:
-            await payments.refund_owed(self.db, self.processor, principal.tenant, order_id)
+            await payments.refund_owed(
+                self.db, self.processor, principal.tenant, order_id, principal
+            )
         return view
 
     async def pay(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -31,6 +31,10 @@ class Principal:
     role: str
     scopes: frozenset[str]
     tenant: str = SHARED_POOL
+    address: str | None = field(default=None, compare=False)
+    """Where the request came from (``auth.principals.client_address``), for the audit log."""
+    user_agent: str | None = field(default=None, compare=False)
+    """The client's User-Agent (or its protocol's equivalent), for the audit log."""
 
     @property
     def is_admin(self) -> bool:
@@ -52,6 +56,8 @@ class IssuedToken:
     expires_at: datetime
     expires_in: int
     scope: str
+    jti: str = ""
+    """The token's id (its ``jti`` claim): not a secret; the audit log and logout name it."""
 
 
 class TokenIssuer(Protocol):

@@ -20,6 +20,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 from sqlalchemy import func, select, update
@@ -31,7 +32,8 @@ from models.database import Database
 from models.enums import DeliveryStatus
 from services.orders.orders import OrderAccess, load_visible
 from services.orders.service import check_access
-from services.shared import events
+from services.shared import audit, events
+from services.shared.audit import AuditAction, AuditEntity
 from services.shared.errors import Conflict, FieldError, InvalidInput, NotFound, TooManyAttempts
 from services.shared.pagination import Page, PageRequest
 from services.shared.principal import Principal, client_key, require_scope
@@ -135,6 +137,15 @@ async def create_subscription(
             created_at=utcnow(),
         )
         session.add(subscription)
+        session.flush()
+        audit.record(
+            session,
+            principal,
+            AuditAction.WEBHOOK_SUBSCRIPTION_CREATED,
+            AuditEntity.WEBHOOK_SUBSCRIPTION,
+            subscription.id,
+            after=_audited(subscription),
+        )
         return subscription
 
     subscription = await db.run(principal.tenant, work, write=True)
@@ -181,9 +192,33 @@ async def delete_subscription(db: Database, principal: Principal, sub_id: uuid.U
     """Its pending deliveries are dropped with it."""
 
     def work(session: Session) -> None:
-        session.delete(_visible(session, principal, sub_id))
+        subscription = _visible(session, principal, sub_id)
+        before = _audited(subscription)
+        session.delete(subscription)
+        session.flush()
+        audit.record(
+            session,
+            principal,
+            AuditAction.WEBHOOK_SUBSCRIPTION_DELETED,
+            AuditEntity.WEBHOOK_SUBSCRIPTION,
+            sub_id,
+            before=before,
+        )
 
     await db.run(principal.tenant, work, write=True)
+
+
+def _audited(subscription: WebhookSubscription) -> dict[str, object]:
+    """What the audit log keeps of a subscription: never its secret, nor the URL's query or
+    user info (which may carry the receiver's own token)."""
+    parts = urlsplit(subscription.url)
+    host = parts.netloc.rpartition("@")[2]
+    return {
+        "ownerId": subscription.owner_id,
+        "url": urlunsplit((parts.scheme, host, parts.path, "", "")),
+        "events": list(subscription.events),
+        "active": subscription.active,
+    }
 
 
 def _attempts(

@@ -1,0 +1,1 @@
+"""Admin API: dashboard, user management, order management, audit log."""
