@@ -2,8 +2,8 @@
 
 Appending is ``services.shared.audit.record`` (re-exported here), called by each domain in the
 transaction of its change. The log is append-only: nothing in services, routes or jobs updates
-or deletes an audit row (tests/unit/test_audit_log.py asserts no ``update(AuditLog)`` or
-``delete(AuditLog)`` exists outside tests; PostgreSQL's trigger refuses both).
+or deletes an audit row (tests/unit/test_audit_log.py asserts that no UPDATE or DELETE
+statement on the audit tables exists outside tests; PostgreSQL's trigger refuses both).
 
 ``verify`` walks every tenant's chain (or one) in ``seq`` order, in batches of
 ``VERIFY_BATCH`` rows, each batch its own short read: it recomputes each row's hash, checks that
