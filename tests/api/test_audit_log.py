@@ -503,3 +503,25 @@ class TestQueries:
         assert get(tenant).hash == chain[0].hash
         with pytest.raises(NotFound):
             get(other)
+
+
+def test_graphql_supplies_the_address_and_user_agent_too(api: Api) -> None:
+    """The origin comes from auth.principals, not from REST: a payment made over GraphQL is
+    recorded with its client address and user agent."""
+    from tests.api.test_graphql import Gql
+
+    gql = Gql(api)
+    admin = api.admin_token()
+    user, token = api.user_token()
+    pet = api.create_pet(admin)
+    placed = gql.create_order(token, pet["id"]).ok()["createOrder"]
+    source = {"card": {k: v for k, v in CARD.items() if k != "object"}}
+    paid = gql(
+        "mutation($id: ID!, $input: PaymentInput!) { payOrder(id: $id, input: $input) { id } }",
+        {"id": placed["id"], "input": {"amount": "150.00", "currency": "USD", "source": source}},
+        token,
+        **{"User-Agent": UA},
+    ).ok()["payOrder"]
+    row = one(api, action="PAYMENT_CAPTURED")
+    assert (row.entity_id, str(row.actor_id)) == (paid["id"], user["id"])
+    assert_origin(row)
