@@ -21,15 +21,25 @@ from datetime import datetime
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
-from models.audit_log import GENESIS_HASH, AuditAction, AuditEntity, AuditHead, AuditLog
+from models.audit_log import (
+    ENTITY_ID_MAX,
+    GENESIS_HASH,
+    AuditAction,
+    AuditEntity,
+    AuditHead,
+    AuditLog,
+)
 from models.database import Database
 from services.shared.audit import record, row_hash
-from services.shared.errors import NotFound
+from services.shared.errors import Forbidden, NotFound
 from services.shared.pagination import Page, PageRequest
+from services.shared.principal import ADMIN_SCOPE, Principal, require_scope
+from services.shared.rules import Rules
 
 __all__ = [
     "AuditAction",
     "AuditEntity",
+    "AuditLogService",
     "AuditQuery",
     "BrokenLink",
     "ChainReport",
@@ -37,6 +47,7 @@ __all__ = [
     "get_entry",
     "list_entries",
     "record",
+    "require_admin",
     "verify",
 ]
 
@@ -156,16 +167,30 @@ async def verify(db: Database, tenant: str | None = None) -> BrokenLink | None:
 
 @dataclass(frozen=True)
 class AuditQuery:
-    """List Audit Logs' filters; each one given narrows the list (all must hold)."""
+    """List Audit Logs' filters; each one given narrows the list (all must hold). Validates
+    itself (wire names: actorId, action, entityType, entityId, from, to)."""
 
     actor_id: uuid.UUID | None = None
     action: str | None = None
     entity_type: str | None = None
     entity_id: str | None = None
     since: datetime | None = None
-    """Inclusive lower bound of ``occurred_at``."""
+    """Inclusive lower bound of ``occurred_at`` (wire ``from``)."""
     until: datetime | None = None
-    """Exclusive upper bound of ``occurred_at``."""
+    """Exclusive upper bound of ``occurred_at`` (wire ``to``)."""
+
+    def __post_init__(self) -> None:
+        rules = Rules()
+        rules.choice("action", self.action, AuditAction, optional=True)
+        rules.choice("entityType", self.entity_type, AuditEntity, optional=True)
+        rules.text("entityId", self.entity_id, min_len=1, max_len=ENTITY_ID_MAX, optional=True)
+        for name, value in (("from", self.since), ("to", self.until)):
+            if value is not None and value.tzinfo is None:
+                rules.fail(name, "must carry a time zone", "format")
+        since, until = self.since, self.until
+        if since and until and since.tzinfo and until.tzinfo and since >= until:
+            rules.fail("to", "must be later than from", "range")
+        rules.done()
 
 
 def list_entries(
@@ -203,3 +228,29 @@ def get_entry(session: Session, entry_id: uuid.UUID) -> AuditLog:
     if row is None:
         raise NotFound("audit log", entry_id)
     return row
+
+
+def require_admin(principal: Principal) -> None:
+    """The audit log is for the tenant's admins: AuthenticationFailed without a token,
+    Forbidden without the admin role and scope."""
+    require_scope(principal, ADMIN_SCOPE)
+    if not principal.is_admin:
+        raise Forbidden("The audit log is for admins only.")
+
+
+class AuditLogService:
+    """List Audit Logs and Get Audit Log Details for the Admin API: the caller's tenant only,
+    admins only."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def list(
+        self, principal: Principal, query: AuditQuery, paging: PageRequest
+    ) -> Page[AuditLog]:
+        require_admin(principal)
+        return await self.db.run(principal.tenant, lambda s: list_entries(s, query, paging))
+
+    async def get(self, principal: Principal, entry_id: uuid.UUID) -> AuditLog:
+        require_admin(principal)
+        return await self.db.run(principal.tenant, lambda s: get_entry(s, entry_id))

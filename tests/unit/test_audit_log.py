@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ from models.database import Database
 from models.tenancy import TenantMissingError
 from services.admin import audit
 from services.shared.audit import AuditAction, AuditEntity, record, system_actor
-from services.shared.principal import ROLE_SCOPES, Principal
+from services.shared.errors import AuthenticationFailed, Forbidden, InvalidInput, NotFound
+from services.shared.pagination import PageRequest
+from services.shared.principal import ROLE_SCOPES, Principal, anonymous
 from settings import ROOT, Settings
 from tests.conftest import run_db
 
@@ -121,3 +124,41 @@ def test_no_code_outside_tests_updates_or_deletes_audit_rows() -> None:
         text = Path(path).read_text(encoding="utf-8")
         offenders += [f"{relative}: {m.group(0)}" for m in WRITES.finditer(text)]
     assert offenders == []
+
+
+def test_the_service_is_for_the_tenants_admins_only(settings: Settings) -> None:
+    tenant = str(uuid.uuid4())
+    admin = _actor(tenant)
+
+    def work(session: Session) -> AuditLog:
+        return record(session, admin, AuditAction.USER_STATUS_CHANGED, AuditEntity.USER, "u1")
+
+    row: AuditLog = run_db(settings, lambda db: db.run(tenant, work, write=True))
+
+    async def go(db: Database, who: Principal) -> object:
+        service = audit.AuditLogService(db)
+        page = await service.list(who, audit.AuditQuery(entity_id="u1"), PageRequest())
+        return [r.id for r in page.items], (await service.get(who, row.id)).hash
+
+    assert run_db(settings, lambda db: go(db, admin)) == ([row.id], row.hash)
+    user = Principal(uuid.uuid4(), "user", ROLE_SCOPES["user"], tenant)
+    with pytest.raises(Forbidden):
+        run_db(settings, lambda db: go(db, user))
+    with pytest.raises(AuthenticationFailed):
+        run_db(settings, lambda db: go(db, anonymous(tenant)))
+    with pytest.raises(NotFound):  # another tenant's admin sees nothing of it
+        run_db(
+            settings, lambda db: audit.AuditLogService(db).get(_actor(str(uuid.uuid4())), row.id)
+        )
+
+
+def test_queries_validate_themselves() -> None:
+    later, earlier = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(InvalidInput) as refused:
+        audit.AuditQuery(action="ORDER_EATEN", entity_type="CAT", since=later, until=earlier)
+    assert [e.field for e in refused.value.errors] == ["action", "entityType", "to"]
+    with pytest.raises(InvalidInput):
+        audit.AuditQuery(since=datetime(2026, 1, 1))  # naive
+    assert (
+        audit.AuditQuery(action="TOKEN_ISSUED", since=earlier, until=later).action == "TOKEN_ISSUED"
+    )
