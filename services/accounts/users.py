@@ -20,20 +20,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import RevokedToken, User
 from models.base import utcnow
 from models.database import Database
-from models.enums import ContactMethod, Role, Species
+from models.enums import ContactMethod, Role, Species, UserStatus
 from services.accounts.passwords import hash_password, verify_password
 from services.accounts.roles import RoleLookup
 from services.shared.errors import (
     AuthenticationFailed,
     Conflict,
     FieldError,
+    Forbidden,
     InvalidInput,
     NotFound,
     Overloaded,
@@ -296,6 +297,21 @@ async def authenticate(
     return user
 
 
+def check_active(user: User) -> None:
+    """Only an ACTIVE account is signed in: a suspended or deactivated one (Admin API) is
+    Forbidden, told so plainly. Checked after the password, so it tells nothing to a guesser."""
+    if user.status != UserStatus.ACTIVE:
+        raise Forbidden(
+            f"This account is {user.status}: it cannot sign in. Contact the shelter's staff."
+        )
+
+
+async def record_login(db: Database, tenant: str, user_id: uuid.UUID) -> None:
+    """The account's last successful login (Admin API's Get User Details)."""
+    stmt = update(User).where(User.id == user_id).values(last_login_at=utcnow())
+    await db.run(tenant, lambda s: s.execute(stmt), write=True)
+
+
 class AdminNameTaken(RuntimeError):
     """Startup refuses to make an existing non-admin account the configured admin: whoever
     registered that name first would become staff."""
@@ -488,8 +504,12 @@ class UserService:
     async def login(
         self, principal: Principal, username: str, password: str, client: str
     ) -> SignedIn:
-        """Create Authentication Token: the credentials checked (``authenticate``), a token."""
-        return self._sign_in(await self.authenticate(principal, username, password, client))
+        """Create Authentication Token: the credentials checked (``authenticate``), the account
+        ACTIVE (Forbidden otherwise), its last login noted, a token."""
+        user = await self.authenticate(principal, username, password, client)
+        check_active(user)
+        await record_login(self.db, principal.tenant, user.id)
+        return self._sign_in(user)
 
     async def get(self, principal: Principal, user_id: uuid.UUID) -> User | PublicProfile:
         """Get User (read:user): the whole account for its owner and admins, the public profile
