@@ -17,22 +17,20 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("status", sa.String(length=16), nullable=False, server_default="ACTIVE")
-        )
-        batch_op.add_column(sa.Column("status_reason", sa.String(length=500), nullable=True))
-        batch_op.add_column(
-            sa.Column("status_changed_at", sa.DateTime(timezone=True), nullable=True)
-        )
-        batch_op.add_column(sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index(batch_op.f("ix_users_status"), ["status"])
+    # Plain ALTER TABLE ... ADD COLUMN (no batch mode): on SQLite a batch would copy the table
+    # and lose the expression indexes it cannot reflect (lower(username), lower(email)).
+    op.add_column(
+        "users", sa.Column("status", sa.String(length=16), nullable=False, server_default="ACTIVE")
+    )
+    op.add_column("users", sa.Column("status_reason", sa.String(length=500), nullable=True))
+    op.add_column(
+        "users", sa.Column("status_changed_at", sa.DateTime(timezone=True), nullable=True)
+    )
+    op.add_column("users", sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index(op.f("ix_users_status"), "users", ["status"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_users_status"))
-        batch_op.drop_column("last_login_at")
-        batch_op.drop_column("status_changed_at")
-        batch_op.drop_column("status_reason")
-        batch_op.drop_column("status")
+    op.drop_index(op.f("ix_users_status"), table_name="users")
+    for column in ("last_login_at", "status_changed_at", "status_reason", "status"):
+        op.drop_column("users", column)  # SQLite 3.35+ drops a column in place
