@@ -229,9 +229,9 @@ def test_the_dashboards_period_defaults_to_30_days_and_filters(shop: Shop) -> No
 
 def test_list_users_searches_filters_sorts_and_pages(api: Api) -> None:
     token = api.admin_token()
-    alice = api.register("AliceSmith", email="alice@Shelter.example")
+    api.register("AliceSmith", email="alice@Shelter.example")
     bob = api.register("bob_b", email="bob@example.com")
-    carol = api.register("carol", email="carol.smith@example.com")
+    api.register("carol", email="carol.smith@example.com")
 
     def names(query: str) -> list[str]:
         r = admin(api, "get", f"/users?{query}", token)
@@ -240,17 +240,18 @@ def test_list_users_searches_filters_sorts_and_pages(api: Api) -> None:
 
     assert sorted(names("q=SMITH")) == ["AliceSmith", "carol"]  # username or email, any case
     assert names("q=shelter.EXAMPLE") == ["AliceSmith"]
-    assert names("role=admin") != [] and "bob_b" not in names("role=admin")
+    assert names("role=admin") != []
+    assert "bob_b" not in names("role=admin")
     assert names("sort=username")[:3] == ["AliceSmith", "bob_b", "carol"]
     assert names("sort=-username") == names("sort=username")[::-1]
     page = admin(api, "get", "/users?sort=username&limit=2&page=2", token).json()
     assert page["pagination"] == {"page": 2, "limit": 2, "totalItems": 4, "totalPages": 2}
     assert [u["username"] for u in page["data"]] == ["carol", names("sort=username")[3]]
-    assert "q=" not in page["links"]["self"] and "sort=username" in page["links"]["self"]
+    assert "q=" not in page["links"]["self"]
+    assert "sort=username" in page["links"]["self"]
     body = {"status": "SUSPENDED", "reason": "test"}
     admin(api, "patch", f"/users/{bob['id']}/status", token, json=body)
     assert names("status=SUSPENDED") == ["bob_b"]
-    assert alice["id"] and carol["id"]
     assert admin(api, "get", "/users?status=BANNED", token).status_code == 400
 
 
@@ -260,7 +261,8 @@ def test_user_details_count_orders_and_remember_the_last_login(shop: Shop) -> No
     first_login = details["lastLoginAt"]
     assert first_login is not None  # Shop logged the user in
     assert details["orderCount"] == 0
-    assert details["status"] == "ACTIVE" and details["statusReason"] is None
+    assert details["status"] == "ACTIVE"
+    assert details["statusReason"] is None
     shop.placed()
     shop.placed()
     details = admin(shop.api, "get", f"/users/{user_id}", shop.admin).json()
@@ -351,9 +353,14 @@ def test_another_admin_can_be_suspended_but_not_the_last_active_one(api: Api, ap
 
 def test_a_reason_is_required(shop: Shop) -> None:
     path = f"/users/{shop.user['id']}/status"
-    for body in ({"status": "SUSPENDED"}, {"status": "SUSPENDED", "reason": ""},
-                 {"status": "SUSPENDED", "reason": "x" * 501},
-                 {"status": "SUSPENDED", "reason": "   "}, {"status": "BANNED", "reason": "x"}):  # fmt: skip
+    bodies = [
+        {"status": "SUSPENDED"},
+        {"status": "SUSPENDED", "reason": ""},
+        {"status": "SUSPENDED", "reason": "x" * 501},
+        {"status": "SUSPENDED", "reason": "   "},
+        {"status": "BANNED", "reason": "x"},
+    ]
+    for body in bodies:
         r = admin(shop.api, "patch", path, shop.admin, json=body)
         assert r.status_code == 400, (body, r.text)
     assert shop.api.request("GET", f"/users/{shop.user['id']}", shop.token).status_code == 200
@@ -422,7 +429,8 @@ def test_force_cancel_of_a_paid_order_refunds_through_the_processor(shop: Shop) 
     assert r.status_code == 200, r.text
     (payment,) = _rows(shop.api, Payment, order_id=uuid.UUID(order["id"]))
     assert payment.status == "CANCELLED"  # voided ...
-    assert payment.refund_reference and payment.refund_reference.startswith("tr_")  # ... refunded
+    assert payment.refund_reference
+    assert payment.refund_reference.startswith("tr_")
     assert shop.pet_status(order["petId"]) == "AVAILABLE"
     changes = [
         (e["previousStatus"], e["newStatus"], e["changedBy"])
@@ -438,7 +446,8 @@ def test_a_customers_own_cancel_behaves_the_same_with_the_customer_as_actor(shop
     assert shop.pay(order).status_code == 200
     assert shop.api.request("DELETE", f"/orders/{order['id']}", shop.token).status_code == 204
     (payment,) = _rows(shop.api, Payment, order_id=uuid.UUID(order["id"]))
-    assert payment.status == "CANCELLED" and payment.refund_reference
+    assert payment.status == "CANCELLED"
+    assert payment.refund_reference
     assert shop.pet_status(order["petId"]) == "AVAILABLE"
     last = _status_events(shop.api, order["id"])[-1]
     assert (last["changedBy"], last["actorId"]) == ("customer", shop.user["id"])
@@ -455,7 +464,8 @@ def test_staff_force_cancel_shipped_but_not_delivered_orders(shop: Shop) -> None
             )
             assert r.status_code == 200, r.text
     r = admin(shop.api, "post", f"/orders/{shipped['id']}/cancel", shop.admin, json={"reason": "x"})
-    assert r.status_code == 200 and r.json()["status"] == "CANCELLED"
+    assert r.status_code == 200
+    assert r.json()["status"] == "CANCELLED"
     r = admin(
         shop.api, "post", f"/orders/{delivered['id']}/cancel", shop.admin, json={"reason": "x"}
     )
@@ -489,7 +499,8 @@ def test_405_406_413_and_docs_under_the_admin_prefix(api: Api) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 413
-    assert r.headers["X-Request-ID"] and r.headers["RateLimit-Limit"]
+    assert r.headers["X-Request-ID"]
+    assert r.headers["RateLimit-Limit"]
     spec = api.client.get("/v1/admin/openapi.json").json()
     assert spec["info"]["title"] == "Modern Pet Store Admin API"
     assert "/dashboard" in spec["paths"]
