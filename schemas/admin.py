@@ -4,7 +4,7 @@ DashboardStats, AdminOrderCollection; and its request bodies and queries → com
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.common import collection_links, page_meta, put_optional, timestamp
@@ -99,7 +99,10 @@ def _time(params: dict[str, Any], name: str) -> datetime | None:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise InvalidInput([FieldError(name, "must be an RFC 3339 date-time", "format")])
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise InvalidInput([FieldError(name, "is out of range", "range")]) from None
 
 
 def load_period(params: dict[str, Any]) -> Period:

@@ -50,7 +50,12 @@ class Period:
     @classmethod
     def of(cls, start: datetime | None = None, end: datetime | None = None) -> Period:
         end = end or utcnow()
-        return cls(start or end - DEFAULT_PERIOD, end)
+        if start is None:
+            try:
+                start = end - DEFAULT_PERIOD
+            except OverflowError:  # an end within 30 days of year 1
+                raise InvalidInput([FieldError("to", "is out of range", "range")]) from None
+        return cls(start, end)
 
 
 @dataclass(frozen=True)
