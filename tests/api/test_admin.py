@@ -89,7 +89,7 @@ def test_services_require_the_admin_scope_themselves(api: Api, app: Any) -> None
     service = app.container.admin
 
     async def calls() -> list[type[Exception]]:
-        refused = []
+        refused: list[type[Exception]] = []
         for call in (
             lambda p: service.users.get(p, uuid.uuid4()),
             lambda p: service.orders.force_cancel(p, uuid.uuid4(), None),
