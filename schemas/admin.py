@@ -84,6 +84,48 @@ def dump_dashboard(stats: DashboardStats) -> dict[str, Any]:
     }
 
 
+def dump_audit_log(entry: Any) -> dict[str, Any]:
+    """#/components/schemas/AuditLog from an audit row (models/audit_log.py, the audit-log
+    branch): the actor is ``userId``, the reference's name for it."""
+    return {
+        "id": str(entry.id),
+        "action": entry.action,
+        "userId": str(entry.actor_id) if entry.actor_id else None,
+        "actorRole": entry.actor_role,
+        "entityType": entry.entity_type,
+        "entityId": entry.entity_id,
+        "occurredAt": timestamp(entry.occurred_at),
+        "clientAddress": entry.client_address,
+        "userAgent": entry.user_agent,
+        "before": entry.before,
+        "after": entry.after,
+        "seq": entry.seq,
+        "prevHash": entry.prev_hash,
+        "hash": entry.hash,
+    }
+
+
+def dump_audit_logs(page: Page[Any], admin_base: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "data": [dump_audit_log(entry) for entry in page.items],
+        "pagination": page_meta(page),
+        "links": collection_links(page, admin_base, "/audit-logs", params),
+    }
+
+
+def load_audit_filters(params: dict[str, Any]) -> dict[str, Any]:
+    """List Audit Logs' query → the audit service's AuditQuery keyword arguments (``userId`` is
+    the actor)."""
+    return {
+        "actor_id": _uuid(params.get("userId")),
+        "action": params.get("action"),
+        "entity_type": params.get("entityType"),
+        "entity_id": params.get("entityId"),
+        "since": _time(params, "from"),
+        "until": _time(params, "to"),
+    }
+
+
 def _uuid(value: Any) -> uuid.UUID | None:
     return None if value is None else uuid.UUID(str(value))
 
