@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from sqlalchemy import Engine, event, update
@@ -509,3 +511,30 @@ def test_405_406_413_and_docs_under_the_admin_prefix(api: Api) -> None:
     assert "/v1/admin/openapi.json" in api.client.get("/v1/admin/redoc").text
     # the Store API's documents are still its own
     assert api.client.get("/v1/openapi.json").json()["info"]["title"] == "Modern Pet Store API"
+
+
+def test_every_worker_refuses_a_suspended_accounts_token_within_the_role_cache(
+    api: Api, live_server: str
+) -> None:
+    """Two worker processes: the one that suspends refuses at once (above); every other one
+    within PETSTORE_ROLE_CACHE_SECONDS (5 s), as spec/admin.yaml and the README say."""
+    admin_token = api.admin_token()
+    user, token = api.user_token()
+    tenant = {"X-Tenant-ID": api.tenant or ""}
+    with httpx.Client(base_url=live_server, timeout=30) as http:
+        me = {**tenant, "Authorization": f"Bearer {token}"}
+        for _ in range(10):  # both workers have the account's standing cached now
+            assert http.get(f"/users/{user['id']}", headers=me).status_code == 200
+        r = http.patch(
+            f"/admin/users/{user['id']}/status",
+            headers={**tenant, "Authorization": f"Bearer {admin_token}"},
+            json={"status": "SUSPENDED", "reason": "Across workers."},
+        )
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 5 + 2  # the cache's lifetime and a margin
+        while True:
+            codes = {http.get(f"/users/{user['id']}", headers=me).status_code for _ in range(10)}
+            if codes == {401}:
+                break
+            assert time.monotonic() < deadline, codes
+            time.sleep(0.25)
