@@ -135,6 +135,25 @@ def _write_identities(base: str, tenant: str, var: Path) -> Path:
     return path
 
 
+def _base_config(spec: dict[str, Any]) -> str:
+    """contract/schemathesis.toml, without its ``[[operations]]`` blocks (each with the comment
+    above it) that name no operation of ``spec`` (the Store API's, for the Admin API)."""
+    ids = {op.get("operationId") for item in spec["paths"].values() for op in item.values()
+           if isinstance(op, dict)}  # fmt: skip
+    kept: list[str] = []
+    dropping = False
+    for paragraph in CONFIG.read_text().rstrip("\n").split("\n\n"):
+        if "\n[[operations]]" in "\n" + paragraph:
+            fields = tomllib.loads(paragraph)["operations"][0]
+            named = fields.get("include-operation-id")
+            dropping = not (named in ids if named else fields.get("include-path") in spec["paths"])
+        elif not paragraph.startswith("[operations."):
+            dropping = False
+        if not dropping:
+            kept.append(paragraph)
+    return "\n\n".join(kept) + "\n"
+
+
 def write_config(
     spec: dict[str, Any],
     var: Path,
@@ -181,7 +200,7 @@ values = ["{tenant}"]
 # positive_data_acceptance: the statuses schema-valid data may get (contract/statuses.py).
 {operations}"""
     path = var / name
-    path.write_text(CONFIG.read_text() + derived)
+    path.write_text(_base_config(spec) + derived)
     return path
 
 

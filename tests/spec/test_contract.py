@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,12 @@ def test_the_admin_run_leaves_out_operations_not_wired_yet(
         operation_id = op.definition.raw["operationId"]
         enabled = schema.config.operations.get_for_operation(op).enabled
         assert enabled is not (operation_id in pending), operation_id
+
+
+def test_each_modules_configuration_keeps_only_its_own_operation_blocks() -> None:
+    from contract.run import CONFIG, _base_config
+
+    assert _base_config(SPEC) == CONFIG.read_text()  # the Store API's: unchanged
+    admin = tomllib.loads(_base_config(ADMIN_SPEC))
+    assert "operations" not in admin  # none of the Store API's blocks names an admin operation
+    assert admin["phases"] == tomllib.loads(CONFIG.read_text())["phases"]
