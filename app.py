@@ -43,6 +43,7 @@ from protocols.graphql_api import GRAPHQL_PATH, GraphQLMiddleware
 from services.accounts import passwords
 from services.accounts.roles import RoleLookup
 from services.accounts.users import UserService, ensure_admin, purge_revoked_tokens
+from services.admin.service import AdminService
 from services.catalogue.inventory import InventoryService
 from services.catalogue.pets import PetService
 from services.chat import ChatService, KnowledgeBase
@@ -55,7 +56,7 @@ from services.shared.secrets import SecretBox
 from services.shared.throttle import FailureThrottle
 from services.webhooks import delivery
 from services.webhooks.subscriptions import CallbackLimits, UrlPolicy, WebhookService
-from settings import API_PREFIX, ROOT, Settings, make_private_dir
+from settings import ADMIN_PREFIX, API_PREFIX, ROOT, Settings, make_private_dir
 from web.container import Container
 from web.docs import DocsMiddleware
 from web.health import Check, HealthMiddleware
@@ -69,6 +70,8 @@ from web.middleware import (
 from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
+ADMIN_SPEC_PATH = ROOT / "spec" / "admin.yaml"  # the Admin API module, under ADMIN_PREFIX
+ADMIN_PATH = ADMIN_PREFIX.removeprefix(API_PREFIX)  # "/admin": its paths below the API's
 CHAT_PATH = f"{API_PREFIX}/chat/completions"  # has a per-user budget of its own
 LOGIN_PATH = f"{API_PREFIX}/auth/tokens"  # has a per-address budget of its own
 USERS_PATH = f"{API_PREFIX}/users"  # registration: an hourly budget per client address
@@ -197,6 +200,19 @@ def build_container(settings: Settings) -> Container:
         ImageLimits(max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels),
         settings.image_decode_slots,
     )
+    orders = OrderService(
+        db,
+        processor,
+        settings.order_hold,
+        f"{settings.public_url}{API_PREFIX}" if settings.public_url else API_PREFIX,
+        guest_hold=settings.guest_hold,
+        max_unpaid=settings.order_hold_limit,
+        rehold=settings.order_rehold,
+        budget=RateLimiter(counters, 0, {ORDER_BUDGET: settings.order_rate_limit_per_minute}),
+        client_secret=hmac.new(
+            settings.jwt_secret.encode(), b"petstore guest clients v1", hashlib.sha256
+        ).digest(),
+    )
     return Container(
         settings=settings,
         db=db,
@@ -217,19 +233,7 @@ def build_container(settings: Settings) -> Container:
         sender=HttpSender(),
         pets=PetService(db, files=images),
         inventory=InventoryService(db),
-        orders=OrderService(
-            db,
-            processor,
-            settings.order_hold,
-            f"{settings.public_url}{API_PREFIX}" if settings.public_url else API_PREFIX,
-            guest_hold=settings.guest_hold,
-            max_unpaid=settings.order_hold_limit,
-            rehold=settings.order_rehold,
-            budget=RateLimiter(counters, 0, {ORDER_BUDGET: settings.order_rate_limit_per_minute}),
-            client_secret=hmac.new(
-                settings.jwt_secret.encode(), b"petstore guest clients v1", hashlib.sha256
-            ).digest(),
-        ),
+        orders=orders,
         users=UserService(
             db,
             FailureThrottle(
@@ -251,6 +255,7 @@ def build_container(settings: Settings) -> Container:
         chat=chat,
         upstream=upstream,
         images=images,
+        admin=AdminService(db, roles, orders),
     )
 
 
@@ -308,6 +313,7 @@ def create_app(settings: Settings) -> AsyncApp:
         log.warning(warning)
     container = build_container(settings)
     spec = routing_order(load_spec())  # the written order is for readers; routes need this one
+    admin_spec = routing_order(load_spec(ADMIN_SPEC_PATH))
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -355,14 +361,16 @@ def create_app(settings: Settings) -> AsyncApp:
         lifespan=lifespan,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
     )
-    app.add_api(
-        spec,
-        base_path=API_PREFIX,
-        resolver=Resolver(function_resolver=resolve_handler),
-        strict_validation=True,
-        validate_responses=settings.validate_responses,
-        validator_map=validator_map(),
-    )
+    # The Admin API first: the router tries the mounts in order, and /v1 would take /v1/admin/...
+    for module, base_path in ((admin_spec, ADMIN_PREFIX), (spec, API_PREFIX)):
+        app.add_api(
+            module,
+            base_path=base_path,
+            resolver=Resolver(function_resolver=resolve_handler),
+            strict_validation=True,
+            validate_responses=settings.validate_responses,
+            validator_map=validator_map(),
+        )
     problems.register(app)
     app.add_middleware(  # outermost: probes bypass the Host allow-list and the rate limits
         HealthMiddleware,
@@ -383,10 +391,10 @@ def create_app(settings: Settings) -> AsyncApp:
     app.add_middleware(
         RequestGuard,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
-        routes=spec_routes(spec),
+        routes=spec_routes(spec) + spec_routes(admin_spec, ADMIN_PATH),
         max_body_bytes=settings.max_body_bytes,
         body_limits=[("/pets/{id}/images", "POST", settings.image_max_bytes + MULTIPART_OVERHEAD)],
-        produces=spec_media_types(spec),
+        produces=spec_media_types(spec) + spec_media_types(admin_spec, ADMIN_PATH),
         query_paths=["/pets/search"],
         allowed_hosts=settings.served_hosts,
     )
@@ -396,11 +404,10 @@ def create_app(settings: Settings) -> AsyncApp:
     app.add_middleware(
         GraphQLMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
     )
-    app.add_middleware(  # the spec as written (refs kept) and ReDoc, beside Swagger UI
+    app.add_middleware(  # each spec as written (refs kept) and ReDoc, beside Swagger UI
         DocsMiddleware,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
-        spec_path=SPEC_PATH,
-        prefix=API_PREFIX,
+        specs=[(SPEC_PATH, API_PREFIX), (ADMIN_SPEC_PATH, ADMIN_PREFIX)],
     )
     app.container = container  # type: ignore[attr-defined]  # for tests and tools
     return app

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent
 API_PREFIX = "/v1"
+ADMIN_PREFIX = f"{API_PREFIX}/admin"  # the Admin API module (spec/admin.yaml)
 """Where the API lives below the host: every protocol's endpoints and every link the API hands
 out start with it (REST operations, /v1/graphql, ...)."""
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")

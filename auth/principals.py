@@ -13,7 +13,9 @@ Rules:
   lifetime on other workers); a promoted account gains nothing until it logs in again.
 - A token issued before the account's last password change or logout (an older ``ver`` claim
   than ``users.token_version``) is refused: at once on the worker that made the change, within
-  the role cache's lifetime (PETSTORE_ROLE_CACHE_SECONDS) on the others."""
+  the role cache's lifetime (PETSTORE_ROLE_CACHE_SECONDS) on the others.
+- A token of an account that is not ACTIVE (suspended or deactivated through the Admin API) is
+  refused, with the same reach in time."""
 
 from __future__ import annotations
 
@@ -129,7 +131,8 @@ class Authenticator:
         """Verified claims whose ``role`` is the account's role now and whose ``scope`` is what
         the token was issued with *and* that role still grants (a demotion removes scopes at
         once; a promotion needs a new login). None when the token is invalid, its account no
-        longer exists, it predates the account's last password change, or it was logged out."""
+        longer exists, is not ACTIVE, the token predates the account's last password change, or
+        it was logged out."""
         claims = self.verify(token, scope)
         if claims is None:
             return None
@@ -139,7 +142,7 @@ class Authenticator:
         except (TypeError, ValueError):
             return None
         standing = await self.roles.standing(str(claims.get("tid", "")), subject)
-        if standing is None or version != standing.token_version:
+        if standing is None or version != standing.token_version or not standing.active:
             return None
         if str(claims.get("jti", "")) in standing.revoked:
             return None  # logged out with this token

@@ -75,6 +75,15 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+class UserStatus(StrEnum):
+    """An account's standing (Admin API, Update User Status): only ACTIVE accounts get tokens,
+    and a token of an account that is not ACTIVE is refused."""
+
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    DEACTIVATED = "DEACTIVATED"
+
+
 class ContactMethod(StrEnum):
     EMAIL = "EMAIL"
     PHONE = "PHONE"

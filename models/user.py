@@ -8,7 +8,7 @@ from sqlalchemy import JSON, Index, String, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, TenantScoped, UTCDateTime, utcnow, uuid7
-from models.enums import Role
+from models.enums import Role, UserStatus
 
 
 class User(TenantScoped, Base):
@@ -34,5 +34,12 @@ class User(TenantScoped, Base):
     # Every token carries the version it was issued under ("ver"); a password change or a logout
     # raises it, which ends every earlier token.
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Admin API: only an ACTIVE account logs in and keeps its tokens working.
+    status: Mapped[str] = mapped_column(
+        String(16), default=UserStatus.ACTIVE, server_default=UserStatus.ACTIVE.value, index=True
+    )
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

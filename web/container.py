@@ -11,6 +11,7 @@ from auth.tokens import TokenService
 from models.database import Database
 from services.accounts.roles import RoleLookup
 from services.accounts.users import UserService
+from services.admin.service import AdminService
 from services.catalogue.inventory import InventoryService
 from services.catalogue.pets import PetService
 from services.chat import ChatService
@@ -43,6 +44,7 @@ class Container:
     webhooks: WebhookService
     chat: ChatService
     images: ImageService
+    admin: AdminService
     upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured
 
     async def close(self) -> None:

@@ -1,7 +1,8 @@
-"""The contract as written, for tools and people: ``{prefix}/openapi.json`` and
-``{prefix}/openapi.yaml`` serve ``spec/openapi.yaml`` itself (every ``$ref`` and component kept,
-so generators build named models), and ``{prefix}/redoc`` renders it with ReDoc beside
-Connexion's Swagger UI (``{prefix}/ui/``, which reads the same JSON).
+"""The contracts as written, for tools and people: for each (spec file, prefix) served,
+``{prefix}/openapi.json`` and ``{prefix}/openapi.yaml`` serve the file itself (every ``$ref`` and
+component kept, so generators build named models), and ``{prefix}/redoc`` renders it with ReDoc
+beside Connexion's Swagger UI (``{prefix}/ui/``, which reads the same JSON). The Store API is
+``spec/openapi.yaml`` under ``/v1``, the Admin API ``spec/admin.yaml`` under ``/v1/admin``.
 
 Read once at startup; ``GET`` and ``HEAD`` only (other methods fall through to the API, which
 answers them as it answers any unknown route)."""
@@ -9,6 +10,7 @@ answers them as it answers any unknown route)."""
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -31,25 +33,32 @@ REDOC_PAGE = """<!DOCTYPE html>
 """
 
 
+def _documents(spec_path: Path, prefix: str) -> dict[str, tuple[bytes, bytes]]:
+    raw = spec_path.read_bytes()
+    document = yaml.safe_load(raw)
+    title = str(document.get("info", {}).get("title", "API"))
+    page = REDOC_PAGE.format(
+        title=html.escape(title),
+        spec_url=html.escape(f"{prefix}/openapi.json"),
+        version=REDOC_VERSION,
+    )
+    return {
+        f"{prefix}/openapi.json": (
+            orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS),
+            b"application/json",
+        ),
+        f"{prefix}/openapi.yaml": (raw, b"application/yaml; charset=utf-8"),
+        f"{prefix}/redoc": (page.encode(), b"text/html; charset=utf-8"),
+    }
+
+
 class DocsMiddleware:
-    def __init__(self, app: ASGIApp, spec_path: Path, prefix: str) -> None:
+    def __init__(self, app: ASGIApp, specs: Iterable[tuple[Path, str]]) -> None:
+        """``specs``: (spec file, the prefix its documents are served under)."""
         self.app = app
-        raw = spec_path.read_bytes()
-        document = yaml.safe_load(raw)
-        title = str(document.get("info", {}).get("title", "API"))
-        page = REDOC_PAGE.format(
-            title=html.escape(title),
-            spec_url=html.escape(f"{prefix}/openapi.json"),
-            version=REDOC_VERSION,
-        )
-        self.routes: dict[str, tuple[bytes, bytes]] = {
-            f"{prefix}/openapi.json": (
-                orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS),
-                b"application/json",
-            ),
-            f"{prefix}/openapi.yaml": (raw, b"application/yaml; charset=utf-8"),
-            f"{prefix}/redoc": (page.encode(), b"text/html; charset=utf-8"),
-        }
+        self.routes: dict[str, tuple[bytes, bytes]] = {}
+        for spec_path, prefix in specs:
+            self.routes.update(_documents(spec_path, prefix))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None

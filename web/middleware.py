@@ -405,8 +405,10 @@ class RequestGuard:
         return receive_limited
 
 
-def spec_media_types(spec: dict[str, Any]) -> list[tuple[str, set[str]]]:
-    """(path, media types other than JSON that its responses declare), for the Accept check."""
+def spec_media_types(spec: dict[str, Any], prefix: str = "") -> list[tuple[str, set[str]]]:
+    """(path, media types other than JSON that its responses declare), for the Accept check.
+    ``prefix``: where the spec's paths sit below the guard's base path (a module such as the
+    Admin API, ``/admin``)."""
     found = []
     for path, item in spec.get("paths", {}).items():
         types = {
@@ -418,13 +420,14 @@ def spec_media_types(spec: dict[str, Any]) -> list[tuple[str, set[str]]]:
             if media not in _JSON_TYPES
         }
         if types:
-            found.append((path, types))
+            found.append((prefix + path, types))
     return found
 
 
-def spec_routes(spec: dict[str, Any]) -> list[tuple[str, set[str]]]:
+def spec_routes(spec: dict[str, Any], prefix: str = "") -> list[tuple[str, set[str]]]:
+    """(path, methods) of every path of a spec, its paths below ``prefix`` (as above)."""
     verbs = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
     return [
-        (path, {m.upper() for m in item if m in verbs})
+        (prefix + path, {m.upper() for m in item if m in verbs})
         for path, item in spec.get("paths", {}).items()
     ]

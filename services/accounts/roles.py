@@ -1,8 +1,8 @@
-"""The current role, token version and logged-out tokens of a token's subject, so a deleted or
-demoted account loses its powers before its token expires, a password change ends earlier
-tokens and a logout the token presented. Looked up per request with a short in-process cache
-(staleness at most ``ttl`` seconds across workers; an account changed or deleted through this
-process is forgotten at once)."""
+"""The current role, status, token version and logged-out tokens of a token's subject, so a
+deleted, demoted, suspended or deactivated account loses its powers before its token expires, a
+password change ends earlier tokens and a logout the token presented. Looked up per request
+with a short in-process cache (staleness at most ``ttl`` seconds across workers; an account
+changed or deleted through this process is forgotten at once)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from models import RevokedToken, User
 from models.base import utcnow
 from models.database import Database
+from models.enums import UserStatus
 
 
 class Standing(NamedTuple):
@@ -25,6 +26,11 @@ class Standing(NamedTuple):
     role: str
     token_version: int
     revoked: frozenset[str] = frozenset()  # ids of its unexpired tokens that were logged out
+    status: str = UserStatus.ACTIVE  # only an ACTIVE account's tokens work (Admin API)
+
+    @property
+    def active(self) -> bool:
+        return self.status == UserStatus.ACTIVE
 
 
 class RoleLookup:
@@ -34,7 +40,8 @@ class RoleLookup:
         self._cache: dict[tuple[str, uuid.UUID], tuple[float, Standing | None]] = {}
 
     async def standing(self, tenant: str, subject: uuid.UUID) -> Standing | None:
-        """The account's role and token version now, or None when it no longer exists."""
+        """The account's role, status and token version now, or None when it no longer
+        exists."""
         key = (tenant, subject)
         hit = self._cache.get(key)
         now = time.monotonic()
@@ -43,7 +50,7 @@ class RoleLookup:
 
         def load(session: Session) -> Standing | None:
             row = session.execute(
-                select(User.role, User.token_version).where(User.id == subject)
+                select(User.role, User.token_version, User.status).where(User.id == subject)
             ).first()
             if row is None:
                 return None
@@ -52,7 +59,7 @@ class RoleLookup:
                     RevokedToken.user_id == subject, RevokedToken.expires_at > utcnow()
                 )
             ).all()
-            return Standing(row[0], int(row[1] or 0), frozenset(revoked))
+            return Standing(row[0], int(row[1] or 0), frozenset(revoked), row[2])
 
         found: Standing | None = await self._db.run(tenant, load)
         if self._ttl > 0:

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from models import RevokedToken, User
 from models.base import utcnow
 from models.database import Database
-from models.enums import ContactMethod, Role, Species
+from models.enums import ContactMethod, Role, Species, UserStatus
 from services.accounts.passwords import hash_password, verify_password
 from services.accounts.roles import RoleLookup
 from services.shared import audit
@@ -46,6 +46,7 @@ from services.shared.errors import (
     AuthenticationFailed,
     Conflict,
     FieldError,
+    Forbidden,
     InvalidInput,
     NotFound,
     Overloaded,
@@ -372,6 +373,15 @@ async def _record_failed_login(db: Database, actor: Principal, user: User | None
     await db.run(actor.tenant, work, write=True)
 
 
+def check_active(user: User) -> None:
+    """Only an ACTIVE account is signed in: a suspended or deactivated one (Admin API) is
+    Forbidden, told so plainly. Checked after the password, so it tells nothing to a guesser."""
+    if user.status != UserStatus.ACTIVE:
+        raise Forbidden(
+            f"This account is {user.status}: it cannot sign in. Contact the shelter's staff."
+        )
+
+
 class AdminNameTaken(RuntimeError):
     """Startup refuses to make an existing non-admin account the configured admin: whoever
     registered that name first would become staff."""
@@ -391,7 +401,8 @@ async def ensure_admin(
     earlier tokens end (they were issued to whoever held it before), and so do an existing
     admin's when the configured password is not its current one (a changed password ends the
     sessions opened with the old one, as Change Password does). The same password again (every
-    restart) keeps the hash and the tokens."""
+    restart) keeps the hash and the tokens. A promotion is audited (USER_ROLE_CHANGED, by the
+    system) in the same transaction."""
     named = func.lower(User.username) == username.lower()
     current = await db.run(tenant, lambda s: s.scalar(select(User.password_hash).where(named)))
     unchanged = current is not None and await verify_password(current, password)
@@ -400,6 +411,7 @@ async def ensure_admin(
     def work(session: Session) -> User:
         user = session.scalar(select(User).where(named))
         now = utcnow()
+        promoted_from: str | None = None
         if user is None:
             user = User(
                 username=username,
@@ -421,12 +433,23 @@ async def ensure_admin(
                     "to promote this account on purpose."
                 )
             user.token_version = (user.token_version or 0) + 1
+            promoted_from = user.role
         elif password_hash is not None:
             user.token_version = (user.token_version or 0) + 1
         if password_hash is not None:
             user.password_hash = password_hash
         user.role = Role.ADMIN
         user.updated_at = now
+        if promoted_from is not None:
+            audit.record(  # last: the audit head is the unit's last lock
+                session,
+                audit.system_actor(tenant),
+                AuditAction.USER_ROLE_CHANGED,
+                AuditEntity.USER,
+                user.id,
+                before={"role": promoted_from},
+                after={"role": Role.ADMIN, "reason": "PETSTORE_ADMIN_PROMOTE_EXISTING"},
+            )
         return user
 
     return await db.run(tenant, work, write=True)
@@ -595,15 +618,19 @@ class UserService:
     async def login(
         self, principal: Principal, username: str, password: str, client: str
     ) -> SignedIn:
-        """Create Authentication Token: the credentials checked (``authenticate``), then the
-        token issued with its TOKEN_ISSUED audit row in one short write unit (an account
-        deleted meanwhile gets no token)."""
+        """Create Authentication Token: the credentials checked (``authenticate``), the account
+        ACTIVE (Forbidden otherwise), then in one short write unit its last login noted and the
+        token issued with its TOKEN_ISSUED audit row (an account deleted or suspended meanwhile
+        gets no token)."""
         checked = await self.authenticate(principal, username, password, client)
+        check_active(checked)
 
         def work(session: Session) -> SignedIn:
             user = session.get(User, checked.id)
             if user is None:
                 raise AuthenticationFailed("Invalid username or password.")
+            check_active(user)
+            user.last_login_at = utcnow()
             return SignedIn(user, self._sign_in(session, principal, user))
 
         return await self.db.run(principal.tenant, work, write=True)

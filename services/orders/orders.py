@@ -39,7 +39,8 @@ from models import Order, Payment, Pet
 from models.base import utcnow
 from models.database import Database
 from models.enums import ChangedBy, OrderStatus, PaymentStatus, PetStatus
-from services.shared import events
+from services.shared import audit, events
+from services.shared.audit import AuditAction, AuditEntity
 from services.shared.errors import (
     Conflict,
     FieldError,
@@ -170,10 +171,17 @@ def load_visible(session: Session, access: OrderAccess, order_id: uuid.UUID) -> 
 
 
 def change_status(
-    session: Session, order: Order, new: str, changed_by: str = ChangedBy.SYSTEM
+    session: Session,
+    order: Order,
+    new: str,
+    changed_by: str = ChangedBy.SYSTEM,
+    actor: uuid.UUID | None = None,
+    reason: str | None = None,
 ) -> None:
     """The one place an order's status changes: applies the pet side effects and publishes
-    ``order.statusChanged`` in the same transaction."""
+    ``order.statusChanged`` in the same transaction. ``actor``: the account that made the
+    change (the event's ``actorId``; none for the system); ``reason``: why, when staff said so
+    (Force Cancel Order)."""
     if new not in TRANSITIONS[order.status]:
         raise Conflict(
             f"An order in status {order.status} cannot become {new}.",
@@ -218,6 +226,10 @@ def change_status(
         "changedAt": events.rfc3339(order.updated_at),
         "changedBy": changed_by,
     }
+    if actor is not None:
+        data["actorId"] = str(actor)
+    if reason:
+        data["reason"] = reason
     events.publish(session, order, events.ORDER_STATUS_CHANGED, data)
 
 
@@ -375,9 +387,18 @@ async def get_order(db: Database, access: OrderAccess, order_id: uuid.UUID) -> O
     return await db.run(access.principal.tenant, work, write=True)
 
 
-async def cancel_order(db: Database, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
-    """Customers cancel PLACED or APPROVED orders; staff any order not yet final. The row stays
-    (status CANCELLED) and the pet is released. Raises NotFound, Conflict."""
+async def cancel_order(
+    db: Database,
+    access: OrderAccess,
+    order_id: uuid.UUID,
+    reason: str | None = None,
+    audit_as: AuditAction | None = None,
+) -> OrderView:
+    """Customers cancel PLACED or APPROVED orders; staff any order not yet final (a staff
+    cancellation may say why: ``reason``). The row stays (status CANCELLED) and the pet is
+    released; the event names the account that cancelled (``actorId``). With ``audit_as``
+    (the Admin API's Force Cancel Order) the cancellation's audit row is written in the same
+    transaction. Raises NotFound, Conflict."""
 
     def work(session: Session) -> OrderView:
         order = load_visible(session, access, order_id)
@@ -391,8 +412,20 @@ async def cancel_order(db: Database, access: OrderAccess, order_id: uuid.UUID) -
                 code="invalid_state",
             )
         who = ChangedBy.STAFF if access.principal.is_admin else ChangedBy.CUSTOMER
-        change_status(session, order, CANCELLED, who)
-        return OrderView(order, settled_payment(session, order.id))
+        before = order.status
+        change_status(session, order, CANCELLED, who, access.principal.subject, reason)
+        view = OrderView(order, settled_payment(session, order.id))
+        if audit_as is not None:
+            audit.record(  # last: the audit head is the unit's last lock
+                session,
+                access.principal,
+                audit_as,
+                AuditEntity.ORDER,
+                order.id,
+                before={"status": before},
+                after={"status": CANCELLED, "reason": reason},
+            )
+        return view
 
     return await db.run(access.principal.tenant, work, write=True)
 
@@ -410,7 +443,7 @@ async def advance_order(
 
     def work(session: Session) -> OrderView:
         order = load_visible(session, OrderAccess(principal), order_id)
-        change_status(session, order, status, ChangedBy.STAFF)
+        change_status(session, order, status, ChangedBy.STAFF, principal.subject)
         return OrderView(order, settled_payment(session, order.id))
 
     return await db.run(principal.tenant, work, write=True)

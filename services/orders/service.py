@@ -22,6 +22,7 @@ from services.orders.orders import (
 )
 from services.orders.payments import PaidOrder, PaymentInput
 from services.orders.processor import PaymentProcessor
+from services.shared.audit import AuditAction
 from services.shared.errors import AuthenticationFailed, TooManyAttempts
 from services.shared.pagination import Page, PageRequest
 from services.shared.principal import (
@@ -97,11 +98,18 @@ class OrderService:
         check_access(access, "read:orders")
         return await orders.get_order(self.db, access, order_id)
 
-    async def cancel(self, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
-        """Cancel Order: the cancellation, then the refund of a voided payment right away (if
-        the processor is down, the housekeeping job refunds it later)."""
+    async def cancel(
+        self,
+        access: OrderAccess,
+        order_id: uuid.UUID,
+        reason: str | None = None,
+        audit_as: AuditAction | None = None,
+    ) -> OrderView:
+        """Cancel Order (and the Admin API's Force Cancel Order, with staff's ``reason``): the
+        cancellation, then the refund of a voided payment right away (if the processor is down,
+        the housekeeping job refunds it later)."""
         check_access(access, "write:orders")
-        view = await orders.cancel_order(self.db, access, order_id)
+        view = await orders.cancel_order(self.db, access, order_id, reason, audit_as)
         await payments.refund_owed(
             self.db, self.processor, access.principal.tenant, order_id, access.principal
         )

@@ -4,7 +4,8 @@ While tests run, ``Recorder.install()`` wraps ``connexion.AsyncApp.__call__`` (t
 every in-process test client calls, whichever fixture or test built the app) and notes, for each
 HTTP response, the request's method and path, the status and the response's header names. At
 the end of the session (``pytest_sessionfinish`` in tests/conftest.py) ``check()`` compares them
-with spec/openapi.yaml and the run fails, listing every mismatch, if
+with spec/openapi.yaml (paths under /v1) and spec/admin.yaml (the Admin API, under /v1/admin)
+and the run fails, listing every mismatch, if
 
 - a status was answered that the operation does not declare (nor a ``default``), or
 - a response carried a header that the declared response does not list under ``headers``
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from settings import API_PREFIX
+from settings import ADMIN_PREFIX, API_PREFIX
 
 VERBS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 QUERY_AS_POST = frozenset({"/pets/search"})  # RequestGuard's query_paths (app.py)
@@ -161,9 +162,12 @@ class SpecIndex:
         return _resolve(self.spec, node) if node is not None else None
 
 
-def check(spec: Mapping[str, Any], observations: Iterable[Observation]) -> list[str]:
-    """Every mismatch between what was answered and what the spec declares, one line each."""
-    index = SpecIndex(spec)
+def check(
+    spec: Mapping[str, Any], observations: Iterable[Observation], prefix: str = API_PREFIX
+) -> list[str]:
+    """Every mismatch between what was answered and what the spec (served under ``prefix``)
+    declares, one line each."""
+    index = SpecIndex(spec, prefix)
     problems: dict[str, set[str]] = {}
     for obs in observations:
         template = index.template(obs.path)
@@ -187,11 +191,17 @@ def check(spec: Mapping[str, Any], observations: Iterable[Observation]) -> list[
     return [f"{problem} (e.g. {sorted(paths)[0]})" for problem, paths in sorted(problems.items())]
 
 
-def main(argv: list[str]) -> int:
-    from app import load_spec
+def check_modules(observations: Iterable[Observation]) -> list[str]:
+    """``check`` against every module the app serves: the Store API and the Admin API."""
+    from app import ADMIN_SPEC_PATH, load_spec
 
+    seen = list(observations)
+    return check(load_spec(), seen) + check(load_spec(ADMIN_SPEC_PATH), seen, ADMIN_PREFIX)
+
+
+def main(argv: list[str]) -> int:
     observations = [Observation.from_json(r) for r in json.loads(Path(argv[0]).read_text())]
-    mismatches = check(load_spec(), observations)
+    mismatches = check_modules(observations)
     print("\n".join(mismatches) or "no mismatches")
     return 1 if mismatches else 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ import yaml
 from schemathesis.config import SchemathesisConfig
 
 from contract.run import server_errors, write_config
-from contract.statuses import OVERRIDES, operations, positive_statuses
+from contract.statuses import ADMIN_OVERRIDES, OVERRIDES, operations, positive_statuses
 from settings import ROOT
 
 SPEC: dict[str, Any] = yaml.safe_load((ROOT / "spec" / "openapi.yaml").read_text())
+ADMIN_SPEC: dict[str, Any] = yaml.safe_load((ROOT / "spec" / "admin.yaml").read_text())
 SACRIFICIAL = "019b4138-e0af-70b9-8f0c-000000000001"
 
 
@@ -30,6 +32,16 @@ def test_every_expected_status_is_documented_on_its_operation() -> None:
         assert set(statuses) <= documented[operation_id], operation_id
         assert any(s.startswith("2") for s in statuses), operation_id
     assert set(OVERRIDES) <= set(documented)
+
+
+def test_the_admin_modules_expected_statuses_are_documented_too() -> None:
+    table = positive_statuses(ADMIN_SPEC, ADMIN_OVERRIDES)
+    documented = {op["operationId"]: set(op["responses"]) for _, _, op, _ in operations(ADMIN_SPEC)}
+    assert set(table) == set(documented)
+    for operation_id, statuses in table.items():
+        assert set(statuses) <= documented[operation_id], operation_id
+        assert "403" not in statuses  # the fuzzing admin is never refused
+    assert set(ADMIN_OVERRIDES) <= set(documented)
 
 
 def test_statuses_follow_the_request_not_a_global_list() -> None:
@@ -121,3 +133,33 @@ def test_server_errors_are_found_with_their_tracebacks() -> None:
     assert found[1].endswith("RuntimeError: kaput")
     assert found[2].endswith("ValueError: printed, not logged")
     assert server_errors("INFO:     fine\nWARNING:  Invalid HTTP request received.") == []
+
+
+def test_the_admin_run_fuzzes_every_admin_operation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identities = {"schemaVersion": "1.0", "auth": [
+        {"name": n, "fixedHeaders": [{"name": "Authorization", "value": "Bearer t"}]}
+        for n in ("admin", "alice", "bob")
+    ]}  # fmt: skip
+    (tmp_path / "identities.json").write_text(json.dumps(identities))
+    monkeypatch.setenv("PETSTORE_WFC_FILE", str(tmp_path / "identities.json"))
+    path = write_config(ADMIN_SPEC, tmp_path, "", name="admin.toml", overrides=ADMIN_OVERRIDES)
+    config = SchemathesisConfig.from_path(path)
+    schema = schemathesis.openapi.from_dict(copy.deepcopy(ADMIN_SPEC), config=config)
+    seen = set()
+    for result in schema.get_all_operations():
+        op = result.ok()  # type: ignore[union-attr]
+        operation_id = op.definition.raw["operationId"]
+        seen.add(operation_id)
+        assert schema.config.operations.get_for_operation(op).enabled, operation_id
+    assert {"listAuditLogs", "getAuditLogDetails", "forceCancelOrder"} <= seen
+
+
+def test_each_modules_configuration_keeps_only_its_own_operation_blocks() -> None:
+    from contract.run import CONFIG, _base_config
+
+    assert _base_config(SPEC) == CONFIG.read_text()  # the Store API's: unchanged
+    admin = tomllib.loads(_base_config(ADMIN_SPEC))
+    assert "operations" not in admin  # none of the Store API's blocks names an admin operation
+    assert admin["phases"] == tomllib.loads(CONFIG.read_text())["phases"]

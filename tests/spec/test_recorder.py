@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from app import load_spec
 from tests.conftest import RECORDER
-from tests.spec.recorder import IGNORED_HEADERS, Observation, check
+from tests.spec.recorder import IGNORED_HEADERS, Observation, check, check_modules
 
 SPEC = load_spec()
 COMMON = frozenset(
@@ -79,3 +79,16 @@ def test_only_standard_framing_headers_are_ignored() -> None:
         "server",
     }
     assert all(IGNORED_HEADERS.values())
+
+
+def test_the_admin_modules_answers_are_checked_against_its_own_spec() -> None:
+    observations = [
+        Observation("GET", "/v1/admin/dashboard", 200, COMMON),
+        Observation("GET", "/v1/admin/dashboard", 418, COMMON),
+        Observation("DELETE", "/v1/admin/users", 405, COMMON | {"allow"}),
+    ]
+    # the Store API's spec has no such paths: outside its check
+    assert check(SPEC, observations) == []
+    assert check_modules(observations) == [
+        "getDashboardStats (GET /dashboard): status 418 is not declared (e.g. /v1/admin/dashboard)"
+    ]

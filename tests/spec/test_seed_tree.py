@@ -1,7 +1,8 @@
 """Importing spec/openapi.yaml into Apidog rebuilds the seed's Store API navigation: its folders
 in the seed's order, each folder's seed operations first and in the seed's order (this server's
 extra operations follow them in the same folder), the two webhook events under Webhooks, and the
-seed's schemas first among the components. The seed's list is read from the shared reference."""
+seed's schemas first among the components. Importing spec/admin.yaml rebuilds the Admin API
+module the same way. The seed's list is read from the shared reference."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app import load_spec
+from app import ADMIN_SPEC_PATH, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 # The seed page lives beside the project in the shared reference; a clone elsewhere (CI) reads the
@@ -20,6 +21,7 @@ SHARED = ROOT.parent / "shared" / "reference" / "seed-apidog-docs-page.txt"
 COPY = ROOT / "spec" / "reference" / "seed-navigation.txt"
 SEED = SHARED if SHARED.exists() else COPY
 SPEC = load_spec()
+ADMIN_SPEC = load_spec(ADMIN_SPEC_PATH)
 VERBS = ("get", "put", "post", "delete", "patch")
 # Seed folders that hold documentation pages (Markdown in Apidog), not operations: an OpenAPI
 # import cannot create them, and the README links each protocol's contract instead.
@@ -61,6 +63,7 @@ def _spec_tree(spec: dict[str, Any], module: str) -> dict[str, list[str]]:
 
 
 STORE_SEED = _seed_tree("Store API")
+ADMIN_SEED = _seed_tree("Admin API")
 
 
 def test_the_seed_page_is_read() -> None:
@@ -120,3 +123,43 @@ def test_the_committed_copy_is_the_seeds_navigation() -> None:
     copy = COPY.read_text(encoding="utf-8").splitlines()
     assert seed[: len(copy)] == copy
     assert copy[-1].strip() == "• AuditLog"
+
+
+# --- the Admin API module (spec/admin.yaml) ---
+
+
+def test_the_seeds_admin_module_is_read() -> None:
+    assert list(ADMIN_SEED) == [
+        "Dashboard",
+        "User Management",
+        "Order Management",
+        "Audit Logs",
+        "Schemas",
+    ]
+    assert ADMIN_SEED["Schemas"] == ["AuditLog"]
+
+
+def test_admin_folders_come_in_the_seeds_order() -> None:
+    seed_folders = [f for f in ADMIN_SEED if f != "Schemas"]
+    assert list(_spec_tree(ADMIN_SPEC, "Admin API")) == seed_folders
+    assert _spec_tree(ADMIN_SPEC, "Store API") == {}  # no operation strays into the other module
+    assert _spec_tree(SPEC, "Admin API") == {}
+
+
+@pytest.mark.parametrize("folder", [f for f in ADMIN_SEED if f != "Schemas"])
+def test_each_admin_folder_opens_with_the_seeds_operations_in_order(folder: str) -> None:
+    ours = _spec_tree(ADMIN_SPEC, "Admin API")[folder]
+    assert ours[: len(ADMIN_SEED[folder])] == ADMIN_SEED[folder]
+
+
+def test_the_admin_modules_extra_operation_follows_the_seeds() -> None:
+    assert _spec_tree(ADMIN_SPEC, "Admin API")["Audit Logs"] == [
+        "Get Audit Log Details",
+        "List Audit Logs",
+    ]
+
+
+def test_the_seeds_admin_schema_leads_its_components() -> None:
+    schemas = ADMIN_SPEC["components"]["schemas"]
+    names = [schema.get("title", name) for name, schema in list(schemas.items())[:1]]
+    assert names == ADMIN_SEED["Schemas"]

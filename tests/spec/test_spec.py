@@ -1,5 +1,6 @@
-"""The spec is the contract: every operation resolves to a handler and back, documents the
-statuses the server can send, carries its Apidog folder, and every example validates."""
+"""The specs are the contract: every operation of the Store API (spec/openapi.yaml) and of the
+Admin API (spec/admin.yaml) resolves to a handler and back, documents the statuses the server can
+send, carries its module's Apidog folder, and every example validates."""
 
 from __future__ import annotations
 
@@ -13,14 +14,19 @@ import jsonschema_rs
 import pytest
 
 import handlers
-from app import load_spec, resolve_handler, routing_order
+from app import ADMIN_SPEC_PATH, load_spec, resolve_handler, routing_order
 from web.validators import to_jsonschema
 
 SPEC = load_spec()
+ADMIN_SPEC = load_spec(ADMIN_SPEC_PATH)
+MODULES = {"Store API": SPEC, "Admin API": ADMIN_SPEC}
+"""Each module (its Apidog name) and its spec; Admin API paths are shown with /admin."""
+PREFIXES = {"Store API": "", "Admin API": "/admin"}
 VERBS = {"get", "put", "post", "delete", "patch"}
 OPERATIONS = [
-    (path, method, op)
-    for path, item in SPEC["paths"].items()
+    (PREFIXES[module] + path, method, {**op, "x-module": module})
+    for module, spec in MODULES.items()
+    for path, item in spec["paths"].items()
     for method, op in item.items()
     if method in VERBS
 ]
@@ -56,31 +62,40 @@ def test_no_handler_lacks_an_operation() -> None:
 def test_operation_documents_the_common_statuses(
     path: str, method: str, op: dict[str, Any]
 ) -> None:
+    spec = MODULES[op["x-module"]]
     codes = set(op["responses"])
     # RequestGuard answers 405 (another method on the path) and 413 (a body over the limit, even
     # where none is expected) on every path; OpenAPI documents them per operation.
     assert {"400", "405", "406", "413", "429", "500"} <= codes
-    if op.get("security", SPEC.get("security")):
+    if op.get("security", spec.get("security")):
         assert {"401", "403"} <= codes
     if "requestBody" in op:
         assert {"413", "415"} <= codes
-    assert op["x-apidog-folder"].startswith("Store API/")
+    assert op["x-apidog-folder"].startswith(op["x-module"] + "/")
     assert op["tags"]
     assert op["operationId"][0].islower()
     assert "." not in op["operationId"]
 
 
-def _resolve(node: Any) -> Any:
+def _resolve(node: Any, spec: dict[str, Any] = SPEC) -> Any:
     if isinstance(node, dict):
         if "$ref" in node and len(node) == 1:
-            target: Any = SPEC
+            target: Any = spec
             for part in node["$ref"].lstrip("#/").split("/"):
                 target = target[part]
-            return _resolve(target)
-        return {k: _resolve(v) for k, v in node.items()}
+            return _resolve(target, spec)
+        return {k: _resolve(v, spec) for k, v in node.items()}
     if isinstance(node, list):
-        return [_resolve(v) for v in node]
+        return [_resolve(v, spec) for v in node]
     return node
+
+
+def test_every_admin_operation_requires_the_admin_scope() -> None:
+    """Admins only, in the contract (the services check it too: tests/api/test_admin.py)."""
+    admin_ops = [op for _, _, op in OPERATIONS if op["x-module"] == "Admin API"]
+    assert len(admin_ops) == 8
+    for op in admin_ops:
+        assert op["security"] == [{"oauth2": ["admin"]}], op["operationId"]
 
 
 def _media_examples() -> list[tuple[str, Any, Any]]:
@@ -90,7 +105,7 @@ def _media_examples() -> list[tuple[str, Any, Any]]:
             (f"response {code}", resp) for code, resp in op["responses"].items()
         ]
         for where, body in bodies:
-            body = _resolve(body) if body else None
+            body = _resolve(body, MODULES[op["x-module"]]) if body else None
             for media in (body or {}).get("content", {}).values():
                 examples = (
                     [media["example"]]
@@ -143,11 +158,12 @@ def _shadows(first: str, later: str) -> bool:
 def test_the_router_tries_literal_paths_before_templates() -> None:
     """The spec keeps the seed's navigation order, in which /pets/{id} comes before
     /pets/search; the router gets an order where no path is hidden behind an earlier one."""
-    ordered = list(routing_order(SPEC)["paths"])
-    assert sorted(ordered) == sorted(SPEC["paths"])
-    for index, first in enumerate(ordered):
-        for later in ordered[index + 1 :]:
-            assert not _shadows(first, later), f"{first} hides {later}"
+    for spec in MODULES.values():
+        ordered = list(routing_order(spec)["paths"])
+        assert sorted(ordered) == sorted(spec["paths"])
+        for index, first in enumerate(ordered):
+            for later in ordered[index + 1 :]:
+                assert not _shadows(first, later), f"{first} hides {later}"
 
 
 BINARY = {"type": "string", "format": "binary"}
@@ -163,7 +179,8 @@ def _bodies_without_examples() -> list[str]:
             (f"response {code}", resp) for code, resp in op["responses"].items() if code[0] == "2"
         ]
         for where, body in bodies:
-            for name, media in ((_resolve(body) if body else {}).get("content") or {}).items():
+            resolved = _resolve(body, MODULES[op["x-module"]]) if body else {}
+            for name, media in (resolved.get("content") or {}).items():
                 if media.get("schema") == BINARY:
                     continue
                 if "example" not in media and not media.get("examples"):
@@ -190,8 +207,9 @@ def test_every_response_declares_the_headers_every_response_carries(
     path: str, method: str, op: dict[str, Any]
 ) -> None:
     """Also for responses no test provokes (the recorder only sees those some test does)."""
+    spec = MODULES[op["x-module"]]
     for code, response in op["responses"].items():
-        declared = set(_resolve(response).get("headers", {}))
+        declared = set(_resolve(response, spec).get("headers", {}))
         assert declared >= EVERY_RESPONSE_HEADERS, f"{code}: {EVERY_RESPONSE_HEADERS - declared}"
-    allow = _resolve(op["responses"]["405"]).get("headers", {})
+    allow = _resolve(op["responses"]["405"], spec).get("headers", {})
     assert "Allow" in allow
