@@ -7,8 +7,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.common import collection_links, page_meta, put_optional, timestamp
+from schemas.common import collection_links, page_meta, timestamp
 from schemas.orders import dump_order
+from schemas.users import dump_user
 from services.admin.dashboard import DashboardStats, Period
 from services.admin.orders import ForceCancel, OrderQuery
 from services.admin.users import ManagedUser, StatusChange, UserQuery
@@ -18,31 +19,28 @@ from services.shared.pagination import Page
 
 
 def dump_admin_user(managed: ManagedUser, admin_base: str, api_base: str) -> dict[str, Any]:
-    """#/components/schemas/AdminUser: the whole account, its status and activity."""
+    """#/components/schemas/AdminUser: the account as its owner sees it (without preferences),
+    its status and activity, and links into both modules."""
     user = managed.user
     user_id = str(user.id)
-    data: dict[str, Any] = {
-        "id": user_id,
-        "username": user.username,
-        "email": user.email,
-        "firstName": user.first_name,
-        "lastName": user.last_name,
-        "role": user.role,
-        "status": user.status,
-        "statusReason": user.status_reason,
-        "statusChangedAt": timestamp(user.status_changed_at) if user.status_changed_at else None,
-        "lastLoginAt": timestamp(user.last_login_at) if user.last_login_at else None,
-        "orderCount": managed.order_count,
-        "tenantId": user.tenant_id or None,
-        "createdAt": timestamp(user.created_at),
-        "updatedAt": timestamp(user.updated_at),
-        "links": {
-            "self": f"{admin_base}/users/{user_id}",
-            "user": f"{api_base}/users/{user_id}",
-            "orders": f"{admin_base}/orders?userId={user_id}",
-        },
-    }
-    put_optional(data, "phone", user.phone)
+    data = dump_user(user, api_base)
+    data.pop("preferences", None)
+    data.update(
+        {
+            "status": user.status,
+            "statusReason": user.status_reason,
+            "statusChangedAt": timestamp(user.status_changed_at)
+            if user.status_changed_at
+            else None,
+            "lastLoginAt": timestamp(user.last_login_at) if user.last_login_at else None,
+            "orderCount": managed.order_count,
+            "links": {
+                "self": f"{admin_base}/users/{user_id}",
+                "user": f"{api_base}/users/{user_id}",
+                "orders": f"{admin_base}/orders?userId={user_id}",
+            },
+        }
+    )
     return data
 
 
