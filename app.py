@@ -60,6 +60,7 @@ from settings import ADMIN_PREFIX, API_PREFIX, ROOT, Settings, make_private_dir
 from web.container import Container
 from web.docs import DocsMiddleware
 from web.health import Check, HealthMiddleware
+from web.metrics import MetricsMiddleware, prepare_multiprocess, spec_operations
 from web.middleware import (
     RateLimitMiddleware,
     RequestContextMiddleware,
@@ -378,6 +379,18 @@ def create_app(settings: Settings) -> AsyncApp:
         checks=readiness_checks(settings, container),
         warnings=[warning] if warning else [],
     )
+    if settings.metrics_token:  # inside the probes (not counted), outside everything else
+        multiprocess = settings.workers > 1
+        if multiprocess:
+            prepare_multiprocess(settings.var_dir / "metrics", make_private_dir)
+        operations = spec_operations(admin_spec, ADMIN_PREFIX) + spec_operations(spec, API_PREFIX)
+        app.add_middleware(
+            MetricsMiddleware,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            operations=operations,
+            token=settings.metrics_token,
+            multiprocess=multiprocess,
+        )
     app.add_middleware(
         RequestContextMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
     )

@@ -146,6 +146,7 @@ class Settings:
     graphiql: bool = False
     graphql_max_depth: int = 15
     graphql_max_cost: int = 1000
+    metrics_token: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
@@ -266,6 +267,7 @@ class Settings:
             graphiql=_bool(env.get("PETSTORE_GRAPHIQL"), False),
             graphql_max_depth=int(env.get("PETSTORE_GRAPHQL_MAX_DEPTH", 15)),
             graphql_max_cost=int(env.get("PETSTORE_GRAPHQL_MAX_COST", 1000)),
+            metrics_token=env.get("PETSTORE_METRICS_TOKEN") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
