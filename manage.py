@@ -1,5 +1,10 @@
 """Operator commands: ``python manage.py migrate|seed|ensure-admin|audit-verify``.
 
+``seed`` inserts the demo pets into an empty shared pool. ``seed --pets N`` instead adds N
+synthetic pets (varied species, statuses, ages, prices and names, each checked by the domain's
+PetData rules) to the shared pool or ``--tenant``, ``--batch-size`` rows per transaction with a
+progress bar on a terminal (a line per batch otherwise); every run adds N more.
+
 ``audit-verify`` walks every tenant's audit chain (services.admin.audit.verify) and prints OK
 with the number of rows checked, or the first broken link (tenant, seq, id, what is wrong) and
 exits 1.
@@ -12,20 +17,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import sys
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from models import Pet
-from models.base import SHARED_POOL
+from models.base import SHARED_POOL, utcnow, uuid7
 from models.database import Database
+from models.enums import Currency, Gender, PetSize, PetStatus, Species
 from services.accounts.users import AdminNameTaken, ensure_admin
 from services.admin.audit import check_chains
-from services.catalogue.pets import PetData
+from services.catalogue.pets import MEDICAL_FLAGS, PetData
 from settings import ROOT, ConfigError, Settings, make_private_dir
 
 DEMO_PETS = [
@@ -147,8 +155,6 @@ def migrate(settings: Settings) -> None:
 
 async def seed(settings: Settings) -> int:
     """Insert the demo pets into the shared pool, only when it has no pets yet."""
-    from models.base import utcnow
-
     db = Database(settings.database_url)
 
     def work(session: Session) -> int:
@@ -164,6 +170,121 @@ async def seed(settings: Settings) -> int:
         return await db.run(SHARED_POOL, work, write=True)
     finally:
         await db.dispose()
+
+
+NAMES = (
+    "Bella", "Max", "Luna", "Charlie", "Lucy", "Cooper", "Daisy", "Milo", "Bailey", "Rocky",
+    "Sadie", "Tucker", "Molly", "Bear", "Maggie", "Leo", "Sophie", "Oliver", "Chloe", "Toby",
+    "Stella", "Jack", "Penny", "Duke", "Zoe", "Buster", "Lily", "Riley", "Coco", "Finn", "Rosie",
+    "Ziggy", "Pepper", "Oreo", "Mochi", "Nala", "Simba", "Biscuit", "Peanut", "Clover", "Hazel",
+    "Pip", "Juniper", "Sunny", "Ginger",
+)  # fmt: skip
+BREEDS = {
+    Species.DOG: ("Labrador Retriever", "Beagle", "German Shepherd", "Poodle", "Mixed"),
+    Species.CAT: ("Domestic Shorthair", "Siamese", "Maine Coon", "Ragdoll", "Bengal"),
+    Species.RABBIT: ("Holland Lop", "Netherland Dwarf", "Rex", "Lionhead"),
+    Species.BIRD: ("Budgerigar", "Cockatiel", "Canary", "Lovebird"),
+    Species.REPTILE: ("Bearded Dragon", "Leopard Gecko", "Corn Snake", "Ball Python"),
+    Species.OTHER: ("Guinea Pig", "Hamster", "Ferret", "Chinchilla"),
+}
+COLORS = ("Black", "White", "Brown", "Grey", "Golden", "Tabby", "Spotted", "Cream", "Green")
+STATUS_WEIGHTS = {  # a shelter mostly lists pets that can be adopted
+    PetStatus.AVAILABLE: 70,
+    PetStatus.PENDING: 10,
+    PetStatus.ADOPTED: 15,
+    PetStatus.NOT_AVAILABLE: 5,
+}
+SPECIES_WEIGHTS = {
+    Species.DOG: 35,
+    Species.CAT: 30,
+    Species.RABBIT: 10,
+    Species.BIRD: 10,
+    Species.REPTILE: 8,
+    Species.OTHER: 7,
+}
+
+
+def synthetic_pet(rng: random.Random, number: int) -> PetData:
+    """One made-up pet, valid by construction (PetData checks it again)."""
+    species = rng.choices(list(SPECIES_WEIGHTS), list(SPECIES_WEIGHTS.values()))[0]
+    medical = {flag: rng.random() < 0.7 for flag in MEDICAL_FLAGS} if rng.random() < 0.6 else None
+    return PetData(
+        name=f"{rng.choice(NAMES)} {number}",
+        species=species,
+        age_months=rng.randint(1, 180),
+        price=Decimal(rng.randint(500, 250_000)) / 100,
+        status=rng.choices(list(STATUS_WEIGHTS), list(STATUS_WEIGHTS.values()))[0],
+        currency=rng.choices(list(Currency), [80, 8, 6, 3, 3])[0],
+        breed=rng.choice(BREEDS[species]),
+        size=rng.choice(list(PetSize)),
+        color=rng.choice(COLORS),
+        gender=rng.choice(list(Gender)),
+        good_with_kids=rng.choice((True, False, None)),
+        good_with_pets=rng.choice((True, False, None)),
+        description=f"Synthetic {species.lower()} number {number}, for load tests",
+        medical_info=medical,
+    )
+
+
+def synthetic_rows(
+    count: int, tenant: str, rng: random.Random, first: int = 1
+) -> Iterator[dict[str, object]]:
+    """Rows for a Core insert into ``pets``, ids and timestamps as the ORM model makes them."""
+    for number in range(first, first + count):
+        data = synthetic_pet(rng, number)
+        now = utcnow()
+        yield {
+            **{k: getattr(data, k) for k in data.__dataclass_fields__},
+            "id": uuid7(),
+            "tenant_id": tenant,
+            "photos": [],
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+
+def seed_pets(
+    settings: Settings,
+    count: int,
+    tenant: str = SHARED_POOL,
+    batch_size: int = 5000,
+    progress: Callable[[int], None] = lambda done: None,
+    rng: random.Random | None = None,
+) -> int:
+    """Add ``count`` synthetic pets, ``batch_size`` per transaction (one executemany insert
+    each); ``progress`` gets the running total after each batch. Returns ``count``."""
+    rng = rng or random.Random()  # noqa: S311 - made-up data, not secrets
+    engine = create_engine(settings.database_url, hide_parameters=True)
+    done = 0
+    try:
+        while done < count:
+            size = min(batch_size, count - done)
+            rows = list(synthetic_rows(size, tenant, rng, first=done + 1))
+            with engine.begin() as conn:
+                conn.execute(insert(Pet), rows)  # Core executemany, no ORM objects
+            done += size
+            progress(done)
+    finally:
+        engine.dispose()
+    return done
+
+
+def seed_pets_reporting(settings: Settings, count: int, tenant: str, batch_size: int) -> int:
+    """seed_pets with a rich progress bar on a terminal, else a plain line per batch."""
+    if not sys.stderr.isatty():
+
+        def line(done: int) -> None:
+            print(f"... {done}/{count} pets inserted", file=sys.stderr, flush=True)
+
+        return seed_pets(settings, count, tenant, batch_size, line)
+    from rich.progress import Progress  # only on a terminal
+
+    with Progress(transient=False) as bar:
+        task = bar.add_task("Seeding pets", total=count)
+        return seed_pets(
+            settings, count, tenant, batch_size, lambda done: bar.update(task, completed=done)
+        )
 
 
 async def ensure_admin_account(settings: Settings) -> str:
@@ -210,13 +331,25 @@ async def audit_verify(settings: Settings, tenant: str | None = None) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["migrate", "seed", "ensure-admin", "audit-verify"])
-    parser.add_argument("--tenant", help="audit-verify: only this tenant's chain")
+    parser.add_argument(
+        "--tenant", help="audit-verify: only this tenant's chain; seed --pets: this tenant's pets"
+    )
+    parser.add_argument(
+        "--pets", type=int, metavar="N", help="seed: add N synthetic pets (instead of the demo)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=5000, help="seed --pets: rows per transaction"
+    )
     args = parser.parse_args()
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
     make_private_dir(settings.var_dir)
+    if args.pets is not None and (args.command != "seed" or args.pets < 1 or args.batch_size < 1):
+        sys.exit("error: --pets N (N >= 1, --batch-size >= 1) goes with the seed command")
+    if args.tenant is not None and len(args.tenant) > 36:
+        sys.exit("error: --tenant: at most 36 characters")
     if args.command == "migrate":
         migrate(settings)
     elif args.command == "audit-verify":
@@ -226,6 +359,10 @@ def main() -> None:
             print(asyncio.run(ensure_admin_account(settings)))
         except AdminNameTaken as exc:
             sys.exit(f"error: {exc}")
+    elif args.pets is not None:
+        tenant = args.tenant or SHARED_POOL
+        count = seed_pets_reporting(settings, args.pets, tenant, args.batch_size)
+        print(f"seeded {count} synthetic pets into {tenant or 'the shared pool'}")
     else:
         count = asyncio.run(seed(settings))
         print(f"seeded {count} demo pets" if count else "database already has pets; not seeding")
