@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from models import Pet
 from models.database import Database
@@ -33,8 +34,11 @@ def manage_seed(settings: Settings, *args: str) -> subprocess.CompletedProcess[s
 
 
 def count_pets(settings: Settings, tenant: str) -> int:
+    def count(session: Session) -> int:
+        return session.scalar(select(func.count()).select_from(Pet)) or 0
+
     async def go(db: Database) -> int:
-        return int(await db.run(tenant, lambda s: s.scalar(select(func.count()).select_from(Pet))))
+        return await db.run(tenant, count)
 
     return int(run_db(settings, go))
 
