@@ -13,7 +13,7 @@ before its end."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -29,6 +29,10 @@ from services.shared.principal import Principal
 
 DEFAULT_PERIOD = timedelta(days=30)
 MAX_PERIOD = timedelta(days=366 * 5)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+"""The period lies within [1970, 9000): nothing of the shelter is older, and the bounds keep
+every date the dashboard answers with a plain four-digit RFC 3339 timestamp."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,15 @@ class Period:
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise InvalidInput([FieldError("from", "must carry a time zone", "format")])
+        for name, value in (("to", self.end), ("from", self.start)):
+            try:
+                inside = EARLIEST <= value <= LATEST
+            except OverflowError:  # an offset that moves it past year 1 or 9999
+                inside = False
+            if not inside:
+                raise InvalidInput(
+                    [FieldError(name, "must lie between 1970-01-01 and 9000-01-01", "range")]
+                )
         if self.start >= self.end:
             raise InvalidInput([FieldError("from", "must be earlier than to", "range")])
         if self.end - self.start > MAX_PERIOD:

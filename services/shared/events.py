@@ -9,7 +9,7 @@ transaction rolls back, neither the change nor its event exists."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,8 +38,11 @@ def host_of(url: str) -> str:
 
 
 def rfc3339(value: datetime) -> str:
-    """RFC 3339, UTC, whole seconds: ``2025-12-21T13:56:23Z`` (responses use it too)."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339, UTC, whole seconds: ``2025-12-21T13:56:23Z`` (responses use it too). An aware
+    value is converted to UTC (a naive one is UTC already, as the database gives it back); the
+    year always has four digits (``strftime('%Y')`` writes year 465 as ``465``)."""
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"
 
 
 def order_snapshot(order: Order) -> dict[str, Any]:

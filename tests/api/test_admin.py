@@ -538,3 +538,25 @@ def test_every_worker_refuses_a_suspended_accounts_token_within_the_role_cache(
                 break
             assert time.monotonic() < deadline, codes
             time.sleep(0.25)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("to=0465-04-23T04:33:38Z", "to"),  # found by the contract run: a 500 before
+        ("from=1969-12-01T00:00:00Z&to=1970-01-02T00:00:00Z", "from"),
+        ("to=9999-12-31T23:00:00-05:00", "to"),
+        ("to=0001-01-01T00:30:00%2B01:00", "to"),
+    ],
+)
+def test_the_dashboard_refuses_a_period_outside_its_years(api: Api, query: str, field: str) -> None:
+    r = admin(api, "get", f"/dashboard?{query}", api.admin_token())
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field]
+
+
+def test_the_dashboard_answers_its_period_in_utc(api: Api) -> None:
+    query = "from=2026-01-01T02:00:00%2B02:00&to=2026-01-31T00:00:00Z"
+    r = admin(api, "get", f"/dashboard?{query}", api.admin_token())
+    assert r.status_code == 200, r.text
+    assert r.json()["period"] == {"from": "2026-01-01T00:00:00Z", "to": "2026-01-31T00:00:00Z"}
