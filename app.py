@@ -68,6 +68,7 @@ from web.middleware import (
     spec_media_types,
     spec_routes,
 )
+from web.openapi_walk import QUERY_AS_POST
 from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
@@ -408,7 +409,7 @@ def create_app(settings: Settings) -> AsyncApp:
         max_body_bytes=settings.max_body_bytes,
         body_limits=[("/pets/{id}/images", "POST", settings.image_max_bytes + MULTIPART_OVERHEAD)],
         produces=spec_media_types(spec) + spec_media_types(admin_spec, ADMIN_PATH),
-        query_paths=["/pets/search"],
+        query_paths=sorted(QUERY_AS_POST),
         allowed_hosts=settings.served_hosts,
     )
     # Innermost of ours: GraphQL requests pass the request id, access log and the guard's Host

@@ -26,7 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+from web.openapi_walk import iter_operations, resolve
+
 STATE = frozenset({"404", "409", "412", "429", "503"})
 CREDENTIAL_HEADERS = frozenset({"x-order-token"})  # the guest's order token: 401 when wrong
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -70,24 +71,12 @@ ADMIN_OVERRIDES: Mapping[str, Mapping[str, str]] = {
 }
 
 
-def _resolve(spec: Mapping[str, Any], node: Any) -> Any:
-    while isinstance(node, Mapping) and "$ref" in node:
-        target: Any = spec
-        for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
 def operations(spec: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any], list[Any]]]:
     """(path, method, operation, parameters incl. the path item's) for every operation."""
-    for path, item in spec["paths"].items():
-        shared = [_resolve(spec, p) for p in item.get("parameters", [])]
-        for method in METHODS:
-            if method in item:
-                op = item[method]
-                own = [_resolve(spec, p) for p in op.get("parameters", [])]
-                yield path, method, op, shared + own
+    for path, method, op in iter_operations(spec):
+        shared = [resolve(spec, p) for p in spec["paths"][path].get("parameters", [])]
+        own = [resolve(spec, p) for p in op.get("parameters", [])]
+        yield path, method, op, shared + own
 
 
 def _token_paths(spec: Mapping[str, Any]) -> set[str]:

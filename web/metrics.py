@@ -30,19 +30,23 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.openapi_walk import QUERY_AS_POST, iter_operations
+
 METRICS_PATH = "/metrics"
 UNMATCHED = "unmatched"
-_VERBS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 
 
 def spec_operations(spec: dict[str, Any], prefix: str) -> list[tuple[str, str, str]]:
-    """(method, full path template, operationId) of every operation of a spec."""
-    return [
-        (method.upper(), prefix + path, op["operationId"])
-        for path, item in spec.get("paths", {}).items()
-        for method, op in item.items()
-        if method in _VERBS and isinstance(op, dict) and op.get("operationId")
-    ]
+    """(method, full path template, operationId) of every operation of a spec; a ``QUERY``
+    request on a path of ``QUERY_AS_POST`` counts as its ``post`` operation (it is served so)."""
+    found = []
+    for path, method, op in iter_operations(spec):
+        if not op.get("operationId"):
+            continue
+        found.append((method.upper(), prefix + path, op["operationId"]))
+        if method == "post" and path in QUERY_AS_POST:
+            found.append(("QUERY", prefix + path, op["operationId"]))
+    return found
 
 
 class OperationMatcher:

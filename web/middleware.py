@@ -27,6 +27,7 @@ from auth.principals import bearer_token, client_address, client_keys
 from services.shared.ratelimit import RateDecision
 from settings import API_PREFIX
 from web.container import SCOPE_KEY, Container
+from web.openapi_walk import iter_operations, resolve
 from web.problems import send_problem
 
 access_log = logging.getLogger("petstore.access")
@@ -409,25 +410,17 @@ def spec_media_types(spec: dict[str, Any], prefix: str = "") -> list[tuple[str, 
     """(path, media types other than JSON that its responses declare), for the Accept check.
     ``prefix``: where the spec's paths sit below the guard's base path (a module such as the
     Admin API, ``/admin``)."""
-    found = []
-    for path, item in spec.get("paths", {}).items():
-        types = {
-            media
-            for op in item.values()
-            if isinstance(op, dict)
-            for response in op.get("responses", {}).values()
-            for media in response.get("content", {})
-            if media not in _JSON_TYPES
-        }
-        if types:
-            found.append((prefix + path, types))
-    return found
+    types: dict[str, set[str]] = {}
+    for path, _method, op in iter_operations(spec):
+        for response in op.get("responses", {}).values():
+            media = set(resolve(spec, response).get("content", {})) - set(_JSON_TYPES)
+            types.setdefault(path, set()).update(media)
+    return [(prefix + path, found) for path, found in types.items() if found]
 
 
 def spec_routes(spec: dict[str, Any], prefix: str = "") -> list[tuple[str, set[str]]]:
     """(path, methods) of every path of a spec, its paths below ``prefix`` (as above)."""
-    verbs = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
-    return [
-        (prefix + path, {m.upper() for m in item if m in verbs})
-        for path, item in spec.get("paths", {}).items()
-    ]
+    routes: dict[str, set[str]] = {path: set() for path in spec.get("paths", {})}
+    for path, method, _op in iter_operations(spec):
+        routes[path].add(method.upper())
+    return [(prefix + path, methods) for path, methods in routes.items()]

@@ -163,6 +163,27 @@ async def pay_order(
     return paid
 
 
+def _audit_payment(
+    session: Session,
+    paid: Payment,
+    actor: Principal | None,
+    action: AuditAction,
+    before: dict[str, object],
+    after: dict[str, object],
+) -> None:
+    """A payment's audit row, in the caller's transaction: the acting principal (the payer, the
+    canceller) or the system, and the order, amount and currency after whatever changed."""
+    audit.record(
+        session,
+        actor or audit.system_actor(paid.tenant_id),
+        action,
+        AuditEntity.PAYMENT,
+        paid.id,
+        before=before,
+        after={**after, "orderId": paid.order_id, "amount": paid.amount, "currency": paid.currency},
+    )
+
+
 def _charge_request(row: Payment) -> ChargeRequest:
     """The processor request for a payment row; the payment id is the provider's idempotency
     key, so asking again (reconciliation) never charges twice."""
@@ -224,19 +245,15 @@ def _settle(
                 },
             },
         )
-        audit.record(
+        _audit_payment(
             session,
-            actor or audit.system_actor(paid.tenant_id),
+            paid,
+            actor,
             AuditAction.PAYMENT_CAPTURED,
-            AuditEntity.PAYMENT,
-            paid.id,
             before={"status": PaymentStatus.PROCESSING, "orderStatus": PLACED},
             after={
                 "status": paid.status,
                 "orderStatus": order.status,
-                "orderId": order.id,
-                "amount": paid.amount,
-                "currency": paid.currency,
                 "receiptId": paid.receipt_id,
             },
         )
@@ -319,21 +336,13 @@ async def refund_owed(
             if paid is not None and paid.refund_reference is None:
                 paid.refund_reference = reference
                 paid.updated_at = utcnow()
-                audit.record(
+                _audit_payment(
                     session,
-                    actor or audit.system_actor(paid.tenant_id),
+                    paid,
+                    actor,
                     AuditAction.PAYMENT_REFUNDED,
-                    AuditEntity.PAYMENT,
-                    paid.id,
                     before={"status": paid.status, "refunded": False},
-                    after={
-                        "status": paid.status,
-                        "refunded": True,
-                        "refundReference": reference,
-                        "orderId": paid.order_id,
-                        "amount": paid.amount,
-                        "currency": paid.currency,
-                    },
+                    after={"status": paid.status, "refunded": True, "refundReference": reference},
                 )
 
         return work

@@ -47,6 +47,8 @@ def test_counts_and_times_each_operation(
     assert mine.request("GET", f"/pets/{uuid.uuid4()}").status_code == 404
     assert mine.request("GET", "/admin/dashboard", admin).status_code == 200
     assert mine.request("GET", f"/nowhere/{uuid.uuid4()}").status_code == 404
+    search = {"criteria": {"species": ["CAT"]}}
+    assert mine.request("QUERY", "/pets/search", json=search).status_code == 200
 
     r = metrics_client.get("/metrics", headers=SCRAPE)
     assert r.status_code == 200
@@ -57,6 +59,8 @@ def test_counts_and_times_each_operation(
     assert sample(text, total, operation="getPet", method="GET", status="404") == 1
     assert sample(text, total, operation="getDashboardStats", method="GET", status="200") == 1
     assert sample(text, total, operation="unmatched", method="GET", status="404") == 1
+    # QUERY /v1/pets/search is served as searchPets (OpenAPI 3.0.3 declares it as POST)
+    assert sample(text, total, operation="searchPets", method="QUERY", status="200") == 1
     assert "/nowhere" not in text  # the raw path never becomes a label
     hist = "petstore_request_duration_seconds"
     labels = {"operation": "listPets", "method": "GET", "status": "200"}

@@ -37,9 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from settings import ADMIN_PREFIX, API_PREFIX
-
-VERBS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-QUERY_AS_POST = frozenset({"/pets/search"})  # RequestGuard's query_paths (app.py)
+from web.openapi_walk import HTTP_METHODS, QUERY_AS_POST, resolve
 
 IGNORED_HEADERS: Mapping[str, str] = {
     "content-type": "described by the response's content map; OAS 3.0 says a Content-Type "
@@ -113,15 +111,6 @@ class Recorder:
         path.write_text(json.dumps(rows, indent=1))
 
 
-def _resolve(spec: Mapping[str, Any], node: Any) -> Any:
-    while isinstance(node, Mapping) and "$ref" in node:
-        target: Any = spec
-        for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
 class SpecIndex:
     """The spec's paths as regular expressions, literal segments before templated ones (so
     /pets/search is not taken for /pets/{id})."""
@@ -151,7 +140,7 @@ class SpecIndex:
         if verb in item:
             op = item[verb]
             return f"{op['operationId']} ({verb.upper()} {template})", [(op["operationId"], op)]
-        ops = [(item[v]["operationId"], item[v]) for v in VERBS if v in item]
+        ops = [(item[v]["operationId"], item[v]) for v in HTTP_METHODS if v in item]
         return f"{method} {template} (no such operation: every operation of the path):", ops
 
     def response(self, op: Mapping[str, Any], status: int) -> Mapping[str, Any] | None:
@@ -159,7 +148,7 @@ class SpecIndex:
         node = responses.get(str(status), responses.get(f"{str(status)[0]}XX"))
         if node is None:
             node = responses.get("default")
-        return _resolve(self.spec, node) if node is not None else None
+        return resolve(self.spec, node) if node is not None else None
 
 
 def check(
