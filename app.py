@@ -35,8 +35,10 @@ from infra.counters import MemoryCounterStore, RedisCounterStore
 from infra.llm import OpenAICompatibleModel
 from infra.media import media_store
 from infra.payments import TestProcessor
+from infra.versions import RedisVersions
 from infra.webhooks import HttpSender
 from logconfig import configure_logging
+from models import Pet
 from models.base import SHARED_POOL
 from models.database import Database
 from protocols.graphql_api import GRAPHQL_PATH, GraphQLMiddleware
@@ -44,14 +46,14 @@ from services.accounts import passwords
 from services.accounts.roles import RoleLookup
 from services.accounts.users import UserService, ensure_admin, purge_revoked_tokens
 from services.admin.service import AdminService
-from services.catalogue.inventory import InventoryService
-from services.catalogue.pets import PetService
+from services.catalogue.cached import CachedInventoryService, CachedPetService
 from services.chat import ChatService, KnowledgeBase
 from services.media.images import ImageService
 from services.media.imaging import ImageLimits
 from services.orders.service import ORDER_BUDGET, OrderService
 from services.shared import idempotency
 from services.shared.ratelimit import RateLimiter
+from services.shared.readcache import DisabledVersions, MemoryVersions, ReadCache, Versions
 from services.shared.secrets import SecretBox
 from services.shared.throttle import FailureThrottle
 from services.webhooks import delivery
@@ -169,6 +171,21 @@ def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
     )
 
 
+def read_cache(settings: Settings, db: Database) -> ReadCache:
+    """The read cache and its versions: in Redis when REDIS_URL is set (shared by the workers),
+    in process for one worker, none for several workers without Redis (each would miss the
+    others' writes). Every write unit of work that changes a pet bumps its tenant's version."""
+    versions: Versions
+    if settings.redis_url:
+        versions = RedisVersions(settings.redis_url, settings.redis_prefix)
+    elif settings.workers == 1:
+        versions = MemoryVersions()
+    else:
+        versions = DisabledVersions()
+    db.watch((Pet,), versions.bump)
+    return ReadCache(versions, settings.read_cache_entries, settings.read_cache_seconds)
+
+
 def build_container(settings: Settings) -> Container:
     passwords.HASHES.configure(settings.password_hash_queue)  # per process
     make_private_dir(settings.var_dir)  # before anything (SQLite, media, keys) is put there
@@ -178,6 +195,7 @@ def build_container(settings: Settings) -> Container:
         else MemoryCounterStore()
     )
     db = Database(settings.database_url)
+    cache = read_cache(settings, db)
     upstream = (
         OpenAICompatibleModel(
             settings.chat_upstream_url, settings.chat_upstream_key, settings.chat_upstream_timeout
@@ -233,8 +251,9 @@ def build_container(settings: Settings) -> Container:
         roles=roles,
         processor=processor,
         sender=HttpSender(),
-        pets=PetService(db, files=images),
-        inventory=InventoryService(db),
+        pets=CachedPetService(db, cache, files=images),
+        inventory=CachedInventoryService(db, cache),
+        cache=cache,
         orders=orders,
         users=UserService(
             db,

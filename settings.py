@@ -135,6 +135,8 @@ class Settings:
     chat_upstream_model: str | None = None
     chat_upstream_timeout: float = 30.0
     chat_max_tokens: int = 1024
+    read_cache_entries: int = 256  # 0: no read cache (and no list/inventory ETags)
+    read_cache_seconds: float = 60.0
     media_dir: Path = ROOT / "var" / "media"
     media_s3_bucket: str | None = None
     media_s3_prefix: str = ""
@@ -256,6 +258,8 @@ class Settings:
             chat_upstream_model=env.get("PETSTORE_CHAT_UPSTREAM_MODEL") or None,
             chat_upstream_timeout=float(env.get("PETSTORE_CHAT_UPSTREAM_TIMEOUT", 30)),
             chat_max_tokens=max(1, int(env.get("PETSTORE_CHAT_MAX_TOKENS", 1024))),
+            read_cache_entries=max(0, int(env.get("PETSTORE_READ_CACHE_SIZE", 256))),
+            read_cache_seconds=float(env.get("PETSTORE_READ_CACHE_SECONDS", 60)),
             media_dir=Path(env.get("PETSTORE_MEDIA_DIR") or var_dir / "media"),
             media_s3_bucket=env.get("PETSTORE_MEDIA_S3_BUCKET") or None,
             media_s3_prefix=env.get("PETSTORE_MEDIA_S3_PREFIX", ""),

@@ -64,5 +64,21 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
 
 
+def matches(tag: str) -> bool:
+    """Whether If-None-Match names ``tag`` (weak comparison, RFC 9110 13.1.2) or is ``*``."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    opaque = tag.removeprefix("W/")
+    return any(t.strip().removeprefix("W/") == opaque for t in header.split(","))
+
+
+def not_modified(headers: dict[str, str]) -> Response:
+    """304: the validator and caching headers a 200 would carry, no body."""
+    return Response(status_code=304, headers=headers)
+
+
 def no_content() -> Response:
     return Response(status_code=204)

@@ -22,14 +22,14 @@ file (and so its -wal and -shm, which SQLite creates with the database's mode) i
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from models.tenancy import ALL_TENANTS, TenantSession, install_tenant_filter
 from settings import make_private_dir
@@ -106,8 +106,48 @@ def _sqlite_engine(url: str, *, busy_ms: int, begin: str | None, pool_size: int)
     return engine
 
 
+WATCH_KEY = "watch"  # session.info: the mapped classes whose changes are reported after commit
+CHANGED_KEY = "changed"  # session.info: tenants (or ALL_TENANTS) whose watched rows changed
+
+CommitListener = Callable[[frozenset[object]], None]
+"""Called after a write unit of work that changed watched rows, in its worker thread, with
+the tenants changed (``ALL_TENANTS`` when a bulk statement of a system job cannot say which)."""
+
+
+def _note_flush(session: Session, _ctx: Any) -> None:
+    watched = session.info.get(WATCH_KEY)
+    if not watched:
+        return
+    changed = session.info.setdefault(CHANGED_KEY, set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, watched):
+            changed.add(obj.tenant_id)
+
+
+def _note_bulk(state: ORMExecuteState) -> None:
+    """ORM-enabled ``update(Pet)`` / ``delete(Pet)`` statements change rows no flush sees."""
+    watched = state.session.info.get(WATCH_KEY)
+    if not watched or not (state.is_update or state.is_delete):
+        return
+    mapper = state.bind_mapper
+    if mapper is not None and issubclass(mapper.class_, watched):
+        state.session.info.setdefault(CHANGED_KEY, set()).add(state.session.info.get("tenant"))
+
+
+def _install_change_notes() -> None:
+    if not event.contains(TenantSession, "after_flush", _note_flush):
+        event.listen(TenantSession, "after_flush", _note_flush)
+        event.listen(TenantSession, "do_orm_execute", _note_bulk)
+
+
 class Database:
-    """Owns the engines and runs tenant-scoped units of work, one transaction each."""
+    """Owns the engines and runs tenant-scoped units of work, one transaction each.
+
+    ``watch(classes, listener)``: after every write unit of work that inserted, changed or
+    deleted rows of ``classes`` (through the ORM, a flush or a bulk statement), ``listener`` is
+    told which tenants changed: the one place the read cache's versions are bumped, so no write
+    path can forget it. It runs after the commit (also after a failed commit, to be safe: an
+    extra invalidation costs one cache miss), before the unit of work returns to its caller."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = sync_url(url)
@@ -127,14 +167,32 @@ class Database:
         install_tenant_filter()
         self._readers = sessionmaker(reader, class_=TenantSession, expire_on_commit=False)
         self._writers = sessionmaker(writer, class_=TenantSession, expire_on_commit=False)
+        self._watched: tuple[type, ...] = ()
+        self._listeners: list[CommitListener] = []
+
+    def watch(self, classes: Iterable[type], listener: CommitListener) -> None:
+        """Report committed changes to rows of ``classes`` to ``listener`` (see the class)."""
+        _install_change_notes()
+        self._watched = tuple(dict.fromkeys((*self._watched, *classes)))
+        self._listeners.append(listener)
 
     def unit_of_work(self, tenant: object, fn: Callable[[Session], T], write: bool) -> T:
         """Synchronous: commit on success, roll back on any exception."""
         factory = self._writers if write else self._readers
         with factory() as session:
             session.info["tenant"] = tenant
-            with session.begin():
-                return fn(session)
+            if not (write and self._watched):
+                with session.begin():
+                    return fn(session)
+            session.info[WATCH_KEY] = self._watched
+            try:
+                with session.begin():
+                    return fn(session)
+            finally:
+                changed = session.info.pop(CHANGED_KEY, None)
+                if changed:
+                    for listener in self._listeners:
+                        listener(frozenset(changed))
 
     async def run(self, tenant: str, fn: Callable[[Session], T], *, write: bool = False) -> T:
         """Run ``fn(session)`` as one unit of work in a worker thread (one hop)."""

@@ -12,13 +12,13 @@ from models.database import Database
 from services.accounts.roles import RoleLookup
 from services.accounts.users import UserService
 from services.admin.service import AdminService
-from services.catalogue.inventory import InventoryService
-from services.catalogue.pets import PetService
+from services.catalogue.cached import CachedInventoryService, CachedPetService
 from services.chat import ChatService
 from services.media.images import ImageService
 from services.orders.processor import PaymentProcessor
 from services.orders.service import OrderService
 from services.shared.ratelimit import RateLimiter
+from services.shared.readcache import ReadCache
 from services.webhooks.delivery import Sender
 from services.webhooks.subscriptions import WebhookService
 from settings import Settings
@@ -37,14 +37,15 @@ class Container:
     roles: RoleLookup
     processor: PaymentProcessor
     sender: Sender
-    pets: PetService
-    inventory: InventoryService
+    pets: CachedPetService  # the catalogue's hot reads through ``cache``
+    inventory: CachedInventoryService
     orders: OrderService
     users: UserService
     webhooks: WebhookService
     chat: ChatService
     images: ImageService
     admin: AdminService
+    cache: ReadCache
     upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured
 
     async def close(self) -> None:
@@ -55,3 +56,6 @@ class Container:
             await self.upstream.close()
         await self.db.dispose()
         await self.counters.close()
+        close_versions = getattr(self.cache.versions, "close", None)
+        if close_versions is not None:
+            await close_versions()

@@ -201,6 +201,10 @@ def _acceptable(accept: str | None, produced: frozenset[str] = frozenset()) -> b
     return False
 
 
+QUERY_METHOD_KEY = "petstore.query_method"
+"""In the scope of a QUERY request routed as POST (a safe method: conditional requests apply)."""
+
+
 class RequestGuard:
     def __init__(
         self,
@@ -314,7 +318,7 @@ class RequestGuard:
             )
             return
         if method == "QUERY" and path in self.query_paths:
-            scope = {**scope, "method": "POST"}
+            scope = {**scope, "method": "POST", QUERY_METHOD_KEY: True}  # safe: 304 applies
             method = "POST"
         methods = self._methods(path)
         if methods is not None:
