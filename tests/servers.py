@@ -41,6 +41,7 @@ def uvicorn_process(
     """``uvicorn --factory FACTORY``; yields its origin and the process (a test may kill it);
     stopped by PID (SIGTERM, then SIGKILL)."""
     port = free_port()
+    env = {"PETSTORE_WORKERS": str(workers), **env}  # the app knows it shares its data
     with log.open("wb") as sink:
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",

@@ -143,7 +143,7 @@ class TestListPets:
         assert len(released.json()["data"]) == 1
 
         # A hold that lapses is released by the housekeeping sweep (a system job).
-        other, other_token = api.user_token()
+        _other, other_token = api.user_token()
         elsewhere = Api(TestClient(client.app, client=("198.51.100.77", 1)), api.settings, None)
         elsewhere.tenant = api.tenant
         again = elsewhere.request("POST", "/orders", other_token, json={"petId": pet["id"]})
