@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import update
+from sqlalchemy import event, update
 from starlette.testclient import TestClient
 
 from models import Order
@@ -268,3 +268,55 @@ def _input(pet: dict[str, Any]) -> dict[str, Any]:
         "color", "gender", "goodWithKids", "goodWithPets", "description", "medicalInfo",
     )  # fmt: skip
     return {k: v for k, v in pet.items() if k in writable}
+
+
+def test_an_admin_force_cancel_shows_on_the_next_read(api: Api, staff: str) -> None:
+    pet = api.create_pet(staff)
+    _, token = api.user_token()
+    order = api.request("POST", "/orders", token, json={"petId": pet["id"]})
+    assert order.status_code == 201, order.text
+    path = f"/pets/{pet['id']}"
+    held = get(api, path)
+    assert held.json()["status"] == "PENDING"
+    tag = held.headers["etag"]
+    assert get(api, path, tag=tag).status_code == 304
+    inventory = get(api, "/inventory", token)
+    r = api.client.post(
+        f"/v1/admin/orders/{order.json()['id']}/cancel",
+        json={"reason": "vet check"},
+        headers=api.headers(staff),
+    )
+    assert r.status_code == 200, r.text
+    after = revalidate(api, path, tag)
+    assert after.status_code == 200
+    assert after.json()["status"] == "AVAILABLE"
+    counts = revalidate(api, "/inventory", inventory.headers["etag"], token)
+    assert counts.status_code == 200
+    assert counts.json()["available"] == 1
+
+
+def test_a_hit_and_a_304_run_no_statement_and_the_cache_stays_bounded(
+    api: Api, staff: str, app: Any
+) -> None:
+    api.create_pet(staff)
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    engines = list(app.container.db._engines)
+    tag = get(api, "/pets?limit=7").headers["etag"]  # a miss: stored
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert get(api, "/pets?limit=7").status_code == 200
+        assert get(api, "/pets?limit=7", tag=tag).status_code == 304
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
+    assert seen == []
+    cache = app.container.cache
+    for limit in range(1, 101):
+        for page in (1, 2, 3):
+            assert get(api, f"/pets?limit={limit}&page={page}").status_code == 200
+    assert len(cache) <= api.settings.read_cache_entries
