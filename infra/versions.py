@@ -9,12 +9,15 @@ A missing counter (Redis restarted without persistence, or evicted the key) is c
 current time in microseconds, above any value the counter can have reached before (it grows by
 one per write), so a token handed out before never comes back for other data.
 
-Redis unreachable: ``current`` answers None (no caching, never stale) and stops asking for a
-second, so a dead Redis costs no connect attempt per request."""
+Redis unreachable: ``current`` answers None (no caching; the worker drops its cached results)
+and stops asking for a second, so a dead Redis costs no connect attempt per request. A bump that
+fails is kept and sent again first on this worker's next contact with Redis (its next read or
+write), so a write made during an outage still moves the version once Redis is back."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -41,6 +44,8 @@ class RedisVersions:
         self._prefix = prefix
         self._all = f"{prefix}v:all"
         self._down_until = 0.0
+        self._pending: set[str] = set()  # bumps that failed, sent again on the next contact
+        self._lock = threading.Lock()
 
     def _key(self, tenant: str) -> str:
         return f"{self._prefix}v:t:{tenant}"
@@ -50,6 +55,8 @@ class RedisVersions:
             return None
         keys = (self._all, self._key(tenant))
         try:
+            if self._pending:
+                await self._resend()
             values = await self._reader.mget(keys)
             if None in values:
                 start = _start()
@@ -64,8 +71,29 @@ class RedisVersions:
             return None
         return ".".join(v.decode() if isinstance(v, bytes) else str(v) for v in values)
 
+    async def _resend(self) -> None:
+        with self._lock:
+            keys, self._pending = self._pending, set()
+        try:
+            start = _start()
+            pipe = self._reader.pipeline(transaction=False)
+            for key in sorted(keys):
+                pipe.set(key, start, nx=True)
+                pipe.incr(key)
+            await pipe.execute()
+        except Exception:
+            with self._lock:
+                self._pending |= keys
+            raise
+
     def bump(self, tenants: frozenset[object]) -> None:
         keys = {self._key(t) if isinstance(t, str) else self._all for t in tenants}
+        with self._lock:
+            if time.monotonic() < self._down_until:  # known down: no timeout in the writer
+                self._pending |= keys
+                return
+            keys |= self._pending
+            self._pending = set()
         for attempt in (1, 2):
             try:
                 start = _start()
@@ -77,8 +105,11 @@ class RedisVersions:
                 return
             except Exception:
                 if attempt == 2:
-                    # Readers reach the same Redis: while it is down they cache nothing; the
-                    # cache's TTL bounds a lone failed INCR on a Redis that answers others.
+                    # Readers reach the same Redis: while it is down they cache nothing. Sent
+                    # again on the next contact; the cache's TTL bounds the rest.
+                    with self._lock:
+                        self._pending |= keys
+                    self._down_until = time.monotonic() + BACKOFF_SECONDS
                     log.error("read cache: version bump failed", exc_info=True)
 
     async def close(self) -> None:

@@ -89,9 +89,14 @@ class ReadCache:
         return self.max_entries > 0
 
     async def version(self, tenant: str) -> str | None:
+        """The tenant's version; None (read through) when it cannot be known, and then the
+        cached results go too: writes made meanwhile may not have moved the version."""
         if not self.enabled:
             return None
-        return await self.versions.current(tenant)
+        version = await self.versions.current(tenant)
+        if version is None and self._entries:
+            self._entries.clear()
+        return version
 
     async def get_or_load(
         self,

@@ -161,3 +161,29 @@ def test_a_lost_redis_counter_never_repeats_a_token(prefix: str) -> None:
             await versions.close()
 
     asyncio.run(go())
+
+
+@needs_redis
+def test_a_bump_that_failed_is_sent_when_redis_answers_again(prefix: str) -> None:
+    """A write committed while this worker could not reach Redis still moves the version: the
+    bump is sent first on the worker's next contact."""
+    import redis
+
+    async def go() -> None:
+        versions = RedisVersions(REDIS_URL, prefix)
+        reachable = versions._writer
+        try:
+            before = await versions.current("t")
+            versions._writer = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+            versions.bump(frozenset({"t"}))  # Redis unreachable for this worker
+            assert await versions.current("t") is None  # backing off: read through
+            versions._writer = reachable
+            versions._down_until = 0.0  # the backoff is over
+            after = await versions.current("t")
+            assert after is not None
+            assert after != before
+        finally:
+            versions._writer = reachable
+            await versions.close()
+
+    asyncio.run(go())
