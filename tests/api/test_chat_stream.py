@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 from starlette.testclient import TestClient
@@ -123,3 +124,76 @@ def test_golden_transcripts(caller: tuple[Api, str]) -> None:
     assert list(got) == list(want)
     for name in want:
         assert got[name] == want[name], name
+
+
+def test_the_role_chunk_leaves_before_retrieval_and_composition(
+    client: TestClient, app: Any, caller: tuple[Api, str]
+) -> None:
+    """Through the app's ASGI entry point: when the first body bytes are sent, the answer's
+    retrieval (knowledge search and the catalogue read of this adoption question) has not begun
+    and no piece has been produced; the answer then follows part by part in later writes."""
+    api, token = caller
+    stats = app.container.chat.stats
+    raw = orjson.dumps(
+        {"model": "pet-advisor-1", "stream": True, "messages": QUESTIONS["catalogue"]["messages"]}
+    )
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1" + PATH,
+        "raw_path": ("/v1" + PATH).encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"x-tenant-id", str(api.tenant).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    writes: list[bytes] = []
+    seen_at_first_write: list[tuple[int, int]] = []
+    before = (stats.retrievals, stats.pieces)
+
+    async def go() -> None:
+        delivered = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            await anyio.sleep_forever()  # the client stays connected
+            raise AssertionError  # pragma: no cover
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                assert message["status"] == 200
+            elif message["type"] == "http.response.body" and message.get("body"):
+                if not writes:
+                    seen_at_first_write.append((stats.retrievals, stats.pieces))
+                writes.append(message["body"])
+
+        await app(scope, receive, send)
+
+    assert client.portal is not None
+    client.portal.call(go)
+    assert seen_at_first_write == [before]  # nothing retrieved, no piece yet
+    first = events(writes[0].decode())
+    assert len(first) == 1
+    assert orjson.loads(first[0])["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert stats.retrievals == before[0] + 1
+    # The answer came part by part: the catalogue rows before (and apart from) the sources.
+    contents = [events(w.decode()) for w in writes[1:]]
+    assert len(contents) > 3
+    assert "Whiskers" in "".join(contents[0])
+    assert "Sources:" not in "".join(contents[0])
+    assert contents[-1][-1] == "[DONE]"
+    assert stats.pieces - before[1] == sum(len(c) for c in contents) - 2  # the stop chunk, [DONE]
