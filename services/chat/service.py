@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import re
 import time
@@ -352,7 +353,7 @@ class ChatService:
         could still extend waits for it."""
         pending = ""
         sent = 0
-        for part in [*parts, None]:
+        for part in itertools.chain(parts, [None]):  # each part composed when it is due
             if part is None:
                 ready = _PIECE.findall(pending.rstrip())
             else:
