@@ -36,7 +36,8 @@ async def create_chat_completion(body: dict[str, Any]) -> Response:
     )
     answer = await container().chat.start(principal(), request, api_base())
     if not body.get("stream"):
-        return json_response(dump_completion(answer, await answer.text()))
+        text = await answer.text()  # citations and links are known once the text is
+        return json_response(dump_completion(answer, text))
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     return StreamingResponse(
         _events(answer, include_usage), media_type=EVENT_STREAM, headers=STREAM_HEADERS
@@ -45,26 +46,25 @@ async def create_chat_completion(body: dict[str, Any]) -> Response:
 
 async def _events(answer: Answer, include_usage: bool) -> AsyncIterator[bytes]:
     """chat.completion.chunk events: the role first, one event per piece, the finish reason,
-    optionally the usage, then ``[DONE]``. Pieces that are ready together leave in one write.
+    optionally the usage, then ``[DONE]``. The role chunk is written on its own before the
+    answer is asked for anything (the embedded answerer retrieves and composes after it, so the
+    first byte does not wait for them); pieces that are ready together leave in one write.
     Runs on the event loop (no thread per stream); a client that goes away cancels it, which
     closes the answer and stops generation."""
-    head = sse(dump_chunk(answer, {"role": "assistant", "content": ""}))
+    yield sse(dump_chunk(answer, {"role": "assistant", "content": ""}))
     encode = ChunkEncoder(answer).content
     try:
         async for batch in answer.batches():
-            yield head + b"".join([encode(piece) for piece in batch])
-            head = b""
+            yield b"".join([encode(piece) for piece in batch])
     except DomainError as exc:
         code = "gateway_timeout" if isinstance(exc, UpstreamTimeout) else "bad_gateway"
-        yield head + sse(dump_stream_error(exc.detail, "upstream_error", code))
+        yield sse(dump_stream_error(exc.detail, "upstream_error", code))
         return
     except Exception:
         log.exception("chat stream failed")
-        yield head + sse(
-            dump_stream_error("An unexpected error occurred.", "server_error", "internal")
-        )
+        yield sse(dump_stream_error("An unexpected error occurred.", "server_error", "internal"))
         return
-    tail = head + sse(dump_chunk(answer, {}, answer.finish_reason))
+    tail = sse(dump_chunk(answer, {}, answer.finish_reason))
     if include_usage:
         tail += sse(dump_usage_chunk(answer))
     yield tail + SSE_DONE

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -108,7 +109,7 @@ class LanguageModel(Protocol):
     ) -> AsyncIterator[list[str]]: ...
 
 
-BATCH = 64  # pieces of a ready answer sent in one write (each still its own SSE event)
+BATCH = 64  # pieces of a ready part of the answer sent in one write (each its own SSE event)
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _PIECE = re.compile(r"\s*\S+\s*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -133,30 +134,36 @@ def canonical_model(name: str) -> str:
 
 @dataclass
 class StreamStats:
-    """Live counters (tests and operators): streams open now, finished, stopped early."""
+    """Live counters (tests and operators): streams open now, finished, stopped early; pieces
+    sent; answers whose retrieval (knowledge search, catalogue read) has begun."""
 
     active: int = 0
     completed: int = 0
     cancelled: int = 0
     pieces: int = 0
+    retrievals: int = 0
 
 
 @dataclass
 class Answer:
-    """The answer as it streams, in batches of pieces that are ready together (the embedded
-    answer is known at once; an upstream's or a paced answer comes one piece at a time).
-    ``finish_reason`` and ``completion_tokens`` are final once the batches are exhausted."""
+    """The answer as it streams, in batches of pieces that are ready together (a part of the
+    embedded answer as it is composed; an upstream's or a paced answer one piece at a time).
+    The embedded answer is lazy: retrieval, the catalogue read and composition run when the
+    batches are first asked for, so a stream's first chunk leaves before any of them.
+    ``citations``, ``pet_links``, ``finish_reason`` and ``completion_tokens`` are final once
+    the batches are exhausted."""
 
     id: str
     model: str
     created: int
     prompt_tokens: int
-    citations: tuple[str, ...]
-    pet_links: tuple[str, ...]
-    _source: AsyncIterator[list[str]]
-    _first: list[str] | None
     _max_tokens: int | None
     _stats: StreamStats
+    _source: AsyncIterator[list[str]] | None = None
+    _first: list[str] | None = None
+    _primed: bool = False  # _first holds the source's first batch, already awaited
+    citations: tuple[str, ...] = ()
+    pet_links: tuple[str, ...] = ()
     finish_reason: str = "stop"
     completion_tokens: int = 0
     _started: bool = field(default=False, repr=False)
@@ -165,11 +172,12 @@ class Answer:
         if self._started:
             raise RuntimeError("an answer streams once")
         self._started = True
+        assert self._source is not None
         stats = self._stats
         stats.active += 1
         finished = False
         try:
-            batch = self._first
+            batch = self._first if self._primed else await anext(self._source, None)
             while batch is not None:
                 if self._max_tokens is not None:
                     room = self._max_tokens - self.completion_tokens
@@ -242,8 +250,10 @@ class ChatService:
         return question
 
     async def start(self, principal: Principal, request: ChatRequest, api_base: str) -> Answer:
-        """Check, retrieve and start answering. Raises PayloadTooLarge, and (with
-        an upstream) UpstreamFailed/UpstreamTimeout when it fails before its first piece."""
+        """Check and start answering. Raises PayloadTooLarge/InvalidInput, and (with an
+        upstream) UpstreamFailed/UpstreamTimeout when it fails before its first piece. The
+        embedded answer retrieves and composes only when its batches are read (``_embedded``),
+        so the caller can send the stream's first chunk at once."""
         question = self._check(request)
         latest = next(
             (
@@ -255,25 +265,29 @@ class ChatService:
         )
         emergency = safety.emergency(latest)
         refuse = safety.probes_prompt(latest)
-        query = question + (" emergency " + " ".join(emergency.labels) if emergency else "")
-        hits: list[Hit] = [] if refuse else self.knowledge.search(query)
-        facts: CatalogueFacts | None = None
-        if latest and not refuse and catalogue.wants_catalogue(latest):
-            facts = await catalogue.lookup(self.db, principal.tenant, question, api_base)
-
-        def embedded() -> AsyncIterator[list[str]]:
-            text = compose(emergency, hits, facts, refuse, set(tokenize(question)))
-            return self._paced(_PIECE.findall(text))
-
         relayed = not refuse and self.upstream is not None
         max_tokens = request.max_tokens
         if relayed and max_tokens is None:
             max_tokens = self.default_max_tokens  # an upstream's answer is never unbounded
-        source = (
-            self._relay(principal, request, max_tokens, emergency, hits, facts)
-            if relayed
-            else embedded()
+        answer = Answer(
+            id=self._next_id(),
+            model=canonical_model(request.model),
+            created=int(time.time()),
+            prompt_tokens=sum(count_tokens(m.content) for m in request.messages),
+            _max_tokens=max_tokens,
+            _stats=self.stats,
         )
+        if not relayed:
+            answer._source = self._embedded(
+                answer, principal.tenant, api_base, question, latest, emergency, refuse
+            )
+            return answer
+        # An upstream's first piece is awaited before anything is sent (a failure before it is
+        # a clean 502/504), and the upstream needs the retrieved context: no early first chunk.
+        hits, facts = await self._retrieve(
+            answer, principal.tenant, api_base, question, latest, emergency, refuse
+        )
+        source = self._relay(principal, request, max_tokens, emergency, hits, facts)
         try:
             first = await anext(source, None)
         except (UpstreamFailed, UpstreamTimeout):
@@ -281,30 +295,83 @@ class ChatService:
                 raise
             # Safety first: an emergency is answered (embedded) even when the upstream is down.
             log.warning("upstream failed on an emergency question; answered offline")
-            source = embedded()
+            source = self._pieces(compose_parts(emergency, hits, facts, refuse, question))
             first = await anext(source, None)
-        return Answer(
-            id=self._next_id(),
-            model=canonical_model(request.model),
-            created=int(time.time()),
-            prompt_tokens=sum(count_tokens(m.content) for m in request.messages),
-            citations=tuple(h.section.citation for h in hits),
-            pet_links=tuple(p.link for p in facts.pets) if facts else (),
-            _source=source,
-            _first=first,
-            _max_tokens=max_tokens,
-            _stats=self.stats,
-        )
+        answer._source, answer._first, answer._primed = source, first, True
+        return answer
 
-    async def _paced(self, pieces: list[str]) -> AsyncIterator[list[str]]:
-        if not self.pace:
-            for start in range(0, len(pieces), BATCH):
-                yield pieces[start : start + BATCH]
-            return
-        for index, piece in enumerate(pieces):
-            if index:
-                await asyncio.sleep(self.pace)
-            yield [piece]
+    async def _retrieve(
+        self,
+        answer: Answer,
+        tenant: str,
+        api_base: str,
+        question: str,
+        latest: str,
+        emergency: safety.Emergency | None,
+        refuse: bool,
+    ) -> tuple[list[Hit], CatalogueFacts | None]:
+        """Knowledge sections and (for a question about adopting) the tenant's catalogue rows;
+        records what the answer cites on ``answer``."""
+        self.stats.retrievals += 1
+        query = question + (" emergency " + " ".join(emergency.labels) if emergency else "")
+        hits: list[Hit] = [] if refuse else self.knowledge.search(query)
+        facts: CatalogueFacts | None = None
+        if latest and not refuse and catalogue.wants_catalogue(latest):
+            facts = await catalogue.lookup(self.db, tenant, question, api_base)
+        answer.citations = tuple(h.section.citation for h in hits)
+        answer.pet_links = tuple(p.link for p in facts.pets) if facts else ()
+        return hits, facts
+
+    async def _embedded(
+        self,
+        answer: Answer,
+        tenant: str,
+        api_base: str,
+        question: str,
+        latest: str,
+        emergency: safety.Emergency | None,
+        refuse: bool,
+    ) -> AsyncIterator[list[str]]:
+        """The embedded answer, part by part as it is composed. It first lets the event loop
+        run (the stream's first chunk, and other streams' setup, go out before this one's
+        retrieval), then retrieves, then yields each part's pieces."""
+        await asyncio.sleep(0)
+        hits, facts = await self._retrieve(
+            answer, tenant, api_base, question, latest, emergency, refuse
+        )
+        pieces = self._pieces(compose_parts(emergency, hits, facts, refuse, question))
+        try:
+            async for batch in pieces:
+                yield batch
+        finally:
+            await pieces.aclose()
+
+    async def _pieces(self, parts: Iterator[str]) -> AsyncGenerator[list[str], None]:
+        """The pieces of ``"".join(parts).rstrip()`` (exactly ``_PIECE.findall`` of it), as the
+        parts come: a part's complete pieces at once (at most BATCH per write, then the loop
+        runs other streams), or one piece per ``pace`` seconds. A piece that the next part
+        could still extend waits for it."""
+        pending = ""
+        sent = 0
+        for part in itertools.chain(parts, [None]):  # each part composed when it is due
+            if part is None:
+                ready = _PIECE.findall(pending.rstrip())
+            else:
+                pending += part
+                ready = _PIECE.findall(pending)
+                if ready and pending.endswith(ready[-1]):
+                    ready.pop()  # may go on in the next part
+                pending = pending[sum(len(piece) for piece in ready) :]
+            if self.pace:
+                for piece in ready:
+                    if sent:
+                        await asyncio.sleep(self.pace)
+                    sent += 1
+                    yield [piece]
+                continue
+            for start in range(0, len(ready), BATCH):
+                yield ready[start : start + BATCH]
+                await asyncio.sleep(0)  # other streams get their turn between writes
 
     async def _relay(
         self,
@@ -396,42 +463,54 @@ def compose(
     hits: list[Hit],
     facts: CatalogueFacts | None,
     refuse: bool,
-    question_terms: set[str] | None = None,
+    question: str | None = None,
 ) -> str:
-    """The embedded answer: emergency notice first, then catalogue rows, then the retrieved
-    guidance, each cited; then the sources."""
-    out: list[str] = []
+    """The embedded answer as one text (what the stream's pieces add up to)."""
+    return "".join(compose_parts(emergency, hits, facts, refuse, question)).rstrip()
+
+
+def compose_parts(
+    emergency: safety.Emergency | None,
+    hits: list[Hit],
+    facts: CatalogueFacts | None,
+    refuse: bool,
+    question: str | None = None,
+) -> Iterator[str]:
+    """The embedded answer, part by part as each is composed: emergency notice first, then
+    catalogue rows, then the retrieved guidance (one part per section), each cited; then the
+    sources. The stream strips the answer's trailing whitespace."""
     if emergency:
-        out.append(emergency.notice())
+        yield emergency.notice()
     if refuse:
-        out.append(safety.REFUSAL)
-        return "".join(out)
+        yield safety.REFUSAL
+        return
     if facts is not None:
         if facts.pets:
             shown = len(facts.pets)
             head = f"In our catalogue right now ({facts.description}: {facts.total}"
             head += f", showing the newest {shown}):\n" if facts.total > shown else "):\n"
-            out.append(head + "".join(f"- {p.line()}\n" for p in facts.pets) + "\n")
+            yield head + "".join(f"- {p.line()}\n" for p in facts.pets) + "\n"
         else:
-            out.append(
+            yield (
                 f"We have no {facts.description} in our catalogue right now. New pets arrive "
                 "regularly, so check again soon or widen the search.\n\n"
             )
     if hits:
-        terms = question_terms or set(tokenize(" ".join(h.section.heading for h in hits)))
-        out.append("From our pet-care notes:\n\n")
+        terms = set(tokenize(question)) if question else set()
+        terms = terms or set(tokenize(" ".join(h.section.heading for h in hits)))
+        yield "From our pet-care notes:\n\n"
         for number, hit in enumerate(hits, 1):
-            out.append(f"**{hit.section.heading}** [{number}]: {_summary(hit, terms)}\n\n")
+            yield f"**{hit.section.heading}** [{number}]: {_summary(hit, terms)}\n\n"
     elif facts is None:
-        out.append(
+        yield (
             "I don't have notes on that. I can help with feeding, vaccinations, house-training, "
             "adoption preparation, emergencies, and the care of dogs, cats, rabbits, birds, "
             "reptiles and other small pets, or find you a pet from our catalogue.\n\n"
         )
     if hits:
-        out.append("Sources:\n")
-        for number, hit in enumerate(hits, 1):
-            out.append(f"[{number}] {hit.section.citation} ({hit.section.sources})\n")
+        yield "Sources:\n" + "".join(
+            f"[{number}] {hit.section.citation} ({hit.section.sources})\n"
+            for number, hit in enumerate(hits, 1)
+        )
     if hits or emergency:
-        out.append("\nThis is general guidance, not a diagnosis: your veterinarian knows your pet.")
-    return "".join(out).rstrip()
+        yield "\nThis is general guidance, not a diagnosis: your veterinarian knows your pet."
