@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 import pytest
 
+from auth.tokens import TokenService
 from settings import Settings
 from tests.conftest import Api
 from tests.spec.test_spec import MODULES, OPERATIONS
@@ -26,19 +27,18 @@ SECURED = [
 
 
 def _requirements(op: dict[str, Any]) -> list[dict[str, list[str]]]:
-    found: list[dict[str, list[str]]] = op.get("security", MODULES[op["x-module"]].get("security"))
-    return found
+    found = op.get("security", MODULES[op["x-module"]].get("security"))
+    return list(found or [])
 
 
 def _url(path: str) -> str:
     return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), path)
 
 
-def _token(api: Api, scopes: frozenset[str]) -> str:
+def _token(api: Api, tokens: TokenService, scopes: frozenset[str]) -> str:
     """A token of the tenant's admin (whose role grants every scope) carrying only ``scopes``,
     issued by the app's own issuer as a narrower token."""
     subject = jwt.decode(api.admin_token(), options={"verify_signature": False})["sub"]
-    tokens = api.client.app.container.tokens
     return str(tokens.issue(uuid.UUID(subject), "admin", api.tenant or "", scopes).token)
 
 
@@ -47,10 +47,12 @@ def _body(op: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def bare(client: Any, settings: Settings) -> tuple[Api, str]:
-    """A tenant and a token of an account whose role grants everything, issued with no scope."""
+def bare(client: Any, settings: Settings, app: Any) -> tuple[Api, str, TokenService]:
+    """A tenant, a token of an account whose role grants everything, issued with no scope, and
+    the app's issuer."""
     api = Api(client, settings, str(uuid.uuid4()))
-    return api, _token(api, frozenset())
+    tokens: TokenService = app.container.tokens
+    return api, _token(api, tokens, frozenset()), tokens
 
 
 @pytest.mark.parametrize(
@@ -59,13 +61,13 @@ def bare(client: Any, settings: Settings) -> tuple[Api, str]:
     ids=lambda v: v if isinstance(v, str) else "",
 )
 def test_a_token_without_the_scopes_is_403_under_either_scheme(
-    bare: tuple[Api, str],
+    bare: tuple[Api, str, TokenService],
     path: str,
     method: str,
     op: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    api, token = bare
+    api, token, _ = bare
     required = _requirements(op)[0]["oauth2"]
     with caplog.at_level(logging.ERROR, logger="petstore.security"):
         r = api.request(method.upper(), _url(path), token, **_body(op))
@@ -83,12 +85,12 @@ def test_a_token_without_the_scopes_is_403_under_either_scheme(
     ("path", "method", "op"), SECURED, ids=lambda v: v if isinstance(v, str) else ""
 )
 def test_a_token_with_the_scopes_gets_past_the_security_check(
-    bare: tuple[Api, str], path: str, method: str, op: dict[str, Any]
+    bare: tuple[Api, str, TokenService], path: str, method: str, op: dict[str, Any]
 ) -> None:
     """Whatever else the request lacks (a body, an existing id), it is not refused for its
     credentials: not 401, and not 403 for scopes."""
-    api, _ = bare
-    token = _token(api, frozenset(_requirements(op)[0]["oauth2"]))
+    api, _, tokens = bare
+    token = _token(api, tokens, frozenset(_requirements(op)[0]["oauth2"]))
     r = api.request(method.upper(), _url(path), token, **_body(op))
     assert r.status_code != 401, r.text
     assert "insufficient_scope" not in r.headers.get("www-authenticate", "")
