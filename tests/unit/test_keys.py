@@ -149,6 +149,7 @@ def test_drop_previous_ends_the_old_keys_tokens_at_once(tmp_path: Path) -> None:
     ring = KeyRing.in_directory(tmp_path)
     tokens = TokenService(ring, "https://issuer.example", TTL)
     old_token = tokens.issue(_subject(), "user", "").token
+    assert tokens.verify(old_token) is not None  # and remembered as verified
     ring.rotate(TTL)
     ring.rotate(TTL, drop_previous=True)
     assert len(ring.published()) == 1
@@ -165,6 +166,7 @@ def test_a_process_that_did_not_rotate_follows_the_one_that_did(tmp_path: Path) 
     issuer_b = TokenService(b, "https://issuer.example", TTL)
     before = issuer_b.issue(_subject(), "user", "").token
     assert issuer_a.verify(before) is not None
+    assert issuer_b.verify(before) is not None  # remembered as verified from now on
 
     new = a.rotate(TTL)
     from_a = issuer_a.issue(_subject(), "user", "").token
@@ -262,3 +264,18 @@ def _age(var: Path, seconds: int) -> None:
         created, kid = path.stem.split("-", 1)
         older = int(created) - seconds * 1_000_000_000
         path.rename(path.with_name(f"{older:020d}-{kid}.pem"))
+
+
+def test_a_verified_token_is_remembered_until_it_expires(tmp_path: Path) -> None:
+    tokens = TokenService(KeyRing.in_directory(tmp_path), "https://issuer.example", 1)
+    issued = tokens.issue(_subject(), "user", "")
+    first = tokens.verify(issued.token)
+    assert first is not None
+    first["scope"] += " admin"  # a caller changing its copy changes nothing remembered
+    again = tokens.verify(issued.token)
+    assert again is not None
+    assert "admin" not in again["scope"]
+    while time.time() < issued.expires_at.timestamp() + 0.01:
+        time.sleep(0.05)
+    assert tokens.verify(issued.token) is None  # expired, remembered or not
+    assert tokens.verify(issued.token + "x") is None
