@@ -105,9 +105,8 @@ class TokenService:
         key of the ring (named by its ``kid``)."""
         seen = self._verified.get(token)
         if seen is not None:
-            kid, exp, claims = seen
-            if exp > time.time() and self.keys.public_key(kid) is not None:
-                return dict(claims)
+            if seen[1] > time.time() and self.keys.public_key(seen[0]) is not None:
+                return dict(seen[2])
             self._verified.pop(token, None)
             return None
         try:
