@@ -31,7 +31,7 @@ from sqlalchemy import text
 
 from auth.keys import key_ring
 from auth.principals import Authenticator
-from auth.security import operation_scopes
+from auth.security import bearer_scopes, routed_operation_id
 from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
@@ -74,7 +74,7 @@ from web.middleware import (
     spec_media_types,
     spec_routes,
 )
-from web.openapi_walk import QUERY_AS_POST
+from web.openapi_walk import QUERY_AS_POST, iter_operations
 from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
@@ -342,7 +342,12 @@ def create_app(settings: Settings) -> AsyncApp:
     container = build_container(settings)
     spec = routing_order(load_spec())  # the written order is for readers; routes need this one
     admin_spec = routing_order(load_spec(ADMIN_SPEC_PATH))
-    container.operation_scopes = operation_scopes([(admin_spec, ADMIN_PREFIX), (spec, API_PREFIX)])
+    container.operation_scopes = {
+        (base_path, routed_operation_id(op)): scopes
+        for document, base_path in ((admin_spec, ADMIN_PREFIX), (spec, API_PREFIX))
+        for _, _, op in iter_operations(document)
+        if (scopes := bearer_scopes(op, document.get("security"))) is not None
+    }
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:

@@ -17,7 +17,7 @@ None (→ 401) for an invalid token or a gone account."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from connexion.exceptions import OAuthScopeProblem
@@ -26,33 +26,23 @@ log = logging.getLogger("petstore.security")
 
 OAUTH2 = "oauth2"
 BEARER = "bearerAuth"
-_VERBS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 OperationScopes = Mapping[tuple[str, str], list[str]]
 """(API base path, operationId) → the scopes of the operation's ``oauth2`` alternative."""
 
 
-def operation_scopes(
-    specs: Iterable[tuple[dict[str, Any], str]],
-) -> dict[tuple[str, str], list[str]]:
-    """For each (spec, base path): every operation that accepts ``bearerAuth``, with the scopes
-    its ``oauth2`` alternative requires ([] when it has none)."""
-    found: dict[tuple[str, str], list[str]] = {}
-    for spec, base_path in specs:
-        default = spec.get("security")
-        for item in spec.get("paths", {}).values():
-            for method, operation in item.items():
-                if method not in _VERBS or not isinstance(operation, dict):
-                    continue
-                requirements = operation.get("security", default) or []
-                if not any(BEARER in requirement for requirement in requirements):
-                    continue
-                scopes: list[str] = next((r[OAUTH2] for r in requirements if OAUTH2 in r), [])
-                found[(base_path, routed_operation_id(operation))] = list(scopes)
-    return found
+def bearer_scopes(operation: Mapping[str, Any], default: Any = None) -> list[str] | None:
+    """The scopes ``bearerAuth`` requires of ``operation`` (those of its ``oauth2``
+    alternative; [] when it has none), or None when it does not accept ``bearerAuth``.
+    ``default``: the document's top-level ``security``."""
+    requirements = operation.get("security", default) or []
+    if not any(BEARER in requirement for requirement in requirements):
+        return None
+    scopes: list[str] = next((r[OAUTH2] for r in requirements if OAUTH2 in r), [])
+    return list(scopes)
 
 
-def routed_operation_id(operation: dict[str, Any]) -> str:
+def routed_operation_id(operation: Mapping[str, Any]) -> str:
     """The id Connexion's router puts in the ASGI scope for ``operation`` (its default
     Resolver.resolve_operation_id: prefixed with ``x-openapi-router-controller`` if any)."""
     controller = operation.get("x-openapi-router-controller")

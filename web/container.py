@@ -49,7 +49,7 @@ class Container:
     cache: ReadCache
     upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured
     operation_scopes: OperationScopes = field(default_factory=dict)
-    """What bearerAuth requires of each operation (auth.security.operation_scopes)."""
+    """What bearerAuth requires of each operation (auth.security.bearer_scopes, by app.py)."""
 
     async def close(self) -> None:
         close = getattr(self.sender, "close", None)
