@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PIP    := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test run migrate seed audit-verify test lint spec-lint unit contract bench serve-prod sdk clean
+.PHONY: help install install-test run migrate seed audit-verify rotate-keys test lint spec-lint unit contract bench serve-prod sdk clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ seed: migrate ## Insert demo pets into an empty database
 
 audit-verify: install ## Walk every tenant's audit-log hash chain; print the first broken link
 	$(BIN)/python manage.py audit-verify
+
+rotate-keys: install ## New token-signing key in var/jwt-keys (previous ones verify until their tokens expire)
+	$(BIN)/python manage.py rotate-keys
 
 run: seed ## Migrate, seed and serve http://127.0.0.1:8080/v1 (PORT to change)
 	$(BIN)/uvicorn --factory app:app_from_env --host $(HOST) --port $(PORT) --lifespan on --no-access-log

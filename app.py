@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import yaml
 from alembic.config import Config as AlembicConfig
@@ -28,7 +29,9 @@ from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
 from sqlalchemy import text
 
+from auth.keys import key_ring
 from auth.principals import Authenticator
+from auth.security import bearer_scopes, routed_operation_id
 from auth.tokens import TokenService
 from handlers import problems
 from infra.counters import MemoryCounterStore, RedisCounterStore
@@ -62,6 +65,7 @@ from settings import ADMIN_PREFIX, API_PREFIX, ROOT, Settings, make_private_dir
 from web.container import Container
 from web.docs import DocsMiddleware
 from web.health import Check, HealthMiddleware
+from web.jwks import JwksMiddleware
 from web.metrics import MetricsMiddleware, prepare_multiprocess, spec_operations
 from web.middleware import (
     RateLimitMiddleware,
@@ -70,7 +74,7 @@ from web.middleware import (
     spec_media_types,
     spec_routes,
 )
-from web.openapi_walk import QUERY_AS_POST
+from web.openapi_walk import QUERY_AS_POST, iter_operations
 from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
@@ -149,12 +153,15 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
 async def _housekeeping(container: Container) -> None:
     """Settle payments an interrupted request left PROCESSING; refund voided payments still
     owed; cancel unpaid orders past their hold; forget idempotency keys older than 24 h; purge
-    webhook deliveries delivered or dead longer than the retention period, and logged-out tokens
-    that have expired anyway."""
+    webhook deliveries delivered or dead longer than the retention period, logged-out tokens
+    that have expired anyway, and signing keys superseded longer ago than a token lives."""
     await container.orders.housekeeping()
     await idempotency.purge_expired(container.db)
     await delivery.purge_finished(container.db, container.settings.webhook_retention)
     await purge_revoked_tokens(container.db)
+    await anyio.to_thread.run_sync(
+        container.tokens.keys.prune, container.settings.token_ttl_seconds
+    )
 
 
 def delivery_policy(settings: Settings) -> delivery.DeliveryPolicy:
@@ -212,7 +219,7 @@ def build_container(settings: Settings) -> Container:
         default_max_tokens=settings.chat_max_tokens,
     )
     roles = RoleLookup(db, settings.role_cache_seconds)
-    tokens = TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds)
+    tokens = TokenService(key_ring(settings), settings.jwt_issuer, settings.token_ttl_seconds)
     processor = TestProcessor()
     images = ImageService(
         db,
@@ -335,6 +342,12 @@ def create_app(settings: Settings) -> AsyncApp:
     container = build_container(settings)
     spec = routing_order(load_spec())  # the written order is for readers; routes need this one
     admin_spec = routing_order(load_spec(ADMIN_SPEC_PATH))
+    container.operation_scopes = {
+        (base_path, routed_operation_id(op)): scopes
+        for document, base_path in ((admin_spec, ADMIN_PREFIX), (spec, API_PREFIX))
+        for _, _, op in iter_operations(document)
+        if (scopes := bearer_scopes(op, document.get("security"))) is not None
+    }
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -436,6 +449,9 @@ def create_app(settings: Settings) -> AsyncApp:
     # just before the exception middleware, so later ones sit inside earlier ones).
     app.add_middleware(
         GraphQLMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
+    )
+    app.add_middleware(  # /.well-known/jwks.json: the token-verification keys, for anyone
+        JwksMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, keys=container.tokens.keys
     )
     app.add_middleware(  # each spec as written (refs kept) and ReDoc, beside Swagger UI
         DocsMiddleware,

@@ -1,4 +1,4 @@
-"""Operator commands: ``python manage.py migrate|seed|ensure-admin|audit-verify``.
+"""Operator commands: ``python manage.py migrate|seed|ensure-admin|audit-verify|rotate-keys``.
 
 ``seed`` inserts the demo pets into an empty shared pool. ``seed --pets N`` instead adds N
 synthetic pets (varied species, statuses, ages, prices and names, each checked by the domain's
@@ -8,6 +8,13 @@ progress bar on a terminal (a line per batch otherwise); every run adds N more.
 ``audit-verify`` walks every tenant's audit chain (services.admin.audit.verify) and prints OK
 with the number of rows checked, or the first broken link (tenant, seq, id, what is wrong) and
 exits 1.
+
+``rotate-keys`` makes a new current token-signing key in var/jwt-keys/ (auth/keys.py): running
+servers sign with it at once (every worker lists the directory before signing), and the previous
+keys stay published at /.well-known/jwks.json and accepted until every token they signed has
+expired (then pruned). ``--drop-previous`` removes the previous keys at once, ending every token
+they signed (a leaked key). Refused (exit 1) when the keys come from configuration
+(PETSTORE_JWT_PRIVATE_KEY or PETSTORE_JWT_PRIVATE_KEY_FILE).
 
 ``ensure-admin`` creates the PETSTORE_ADMIN_USERNAME account (or sets the existing admin's
 password), as the server does at startup; it exits non-zero, naming the account, when that name
@@ -27,6 +34,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from auth.keys import key_ring
 from models import Pet
 from models.base import SHARED_POOL, utcnow, uuid7
 from models.database import Database
@@ -328,9 +336,25 @@ async def audit_verify(settings: Settings, tenant: str | None = None) -> int:
     return 0
 
 
+def rotate_keys(settings: Settings, drop_previous: bool = False) -> str:
+    """Rotate the var/ key ring; what happened, in a line per key."""
+    keys = key_ring(settings)
+    new = keys.rotate(settings.token_ttl_seconds, drop_previous=drop_previous)
+    lines = [f"new signing key {new.kid}"]
+    lines += [f"still published and accepted: {key.kid}" for key in keys.published() if key != new]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["migrate", "seed", "ensure-admin", "audit-verify"])
+    parser.add_argument(
+        "command", choices=["migrate", "seed", "ensure-admin", "audit-verify", "rotate-keys"]
+    )
+    parser.add_argument(
+        "--drop-previous",
+        action="store_true",
+        help="rotate-keys: remove the previous keys at once (every token they signed ends)",
+    )
     parser.add_argument(
         "--tenant", help="audit-verify: only this tenant's chain; seed --pets: this tenant's pets"
     )
@@ -352,6 +376,11 @@ def main() -> None:
         sys.exit("error: --tenant: at most 36 characters")
     if args.command == "migrate":
         migrate(settings)
+    elif args.command == "rotate-keys":
+        try:
+            print(rotate_keys(settings, args.drop_previous))
+        except ConfigError as exc:
+            sys.exit(f"error: {exc}")
     elif args.command == "audit-verify":
         sys.exit(asyncio.run(audit_verify(settings, args.tenant)))
     elif args.command == "ensure-admin":

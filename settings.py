@@ -75,7 +75,11 @@ def _load_or_create_secret(path: Path) -> str:
 
 
 MIN_JWT_SECRET_BYTES = 32
-"""HS256 keys shorter than the hash (RFC 7518 section 3.2) are refused at startup."""
+"""Server secrets shorter than SHA-256's output are refused at startup (the secret keys HMACs
+and the Fernet keys derived from it, as HS256 keys once: RFC 7518 section 3.2)."""
+
+DEFAULT_ISSUER = "http://127.0.0.1:8080"
+"""The token issuer (``iss``) when PETSTORE_PUBLIC_URL is not set: ``make run``'s address."""
 
 
 class ConfigError(ValueError):
@@ -86,8 +90,18 @@ class ConfigError(ValueError):
 class Settings:
     database_url: str
     jwt_secret: str
+    """PETSTORE_JWT_SECRET: the server secret. It no longer signs tokens (auth/keys.py does, with
+    ES256); it keys the sealing of webhook secrets, Idempotency-Key bodies and guest-client
+    HMACs, so it keeps its name and its length rule."""
     var_dir: Path = ROOT / "var"
-    jwt_issuer: str = "https://petstoreapi.com"
+    jwt_issuer: str = DEFAULT_ISSUER
+    """The ``iss`` of every access token and the OAuth 2.0 authorization server's issuer
+    identifier (RFC 8414): PETSTORE_PUBLIC_URL, else DEFAULT_ISSUER."""
+    jwt_private_key: str | None = None
+    """Configured signing keys (PEM, one or more EC P-256 private keys, the first signs), from
+    PETSTORE_JWT_PRIVATE_KEY or the file PETSTORE_JWT_PRIVATE_KEY_FILE names; None: the key
+    ring in var/jwt-keys/ (auth/keys.py)."""
+    jwt_private_key_source: str = "PETSTORE_JWT_PRIVATE_KEY"
     token_ttl_seconds: int = 24 * 3600
     rate_limit_per_minute: int = 600
     register_rate_limit_per_hour: int = 20
@@ -200,10 +214,15 @@ class Settings:
         var_dir = Path(env.get("PETSTORE_VAR_DIR", str(ROOT / "var")))
         database_url = env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'petstore.db'}"
         secret = env.get("PETSTORE_JWT_SECRET") or _load_or_create_secret(var_dir / "jwt-secret")
+        public_url = (env.get("PETSTORE_PUBLIC_URL") or "").rstrip("/") or None
+        private_key, key_source = _configured_keys(env)
         return cls(
             database_url=normalize_database_url(database_url),
             jwt_secret=secret,
             var_dir=var_dir,
+            jwt_issuer=public_url or DEFAULT_ISSUER,
+            jwt_private_key=private_key,
+            jwt_private_key_source=key_source,
             token_ttl_seconds=int(env.get("PETSTORE_TOKEN_TTL", 24 * 3600)),
             rate_limit_per_minute=int(env.get("PETSTORE_RATE_LIMIT", 600)),
             register_rate_limit_per_hour=int(env.get("PETSTORE_REGISTER_RATE_LIMIT", 20)),
@@ -215,7 +234,7 @@ class Settings:
             ),
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("PETSTORE_REDIS_PREFIX", "petstore:"),
-            public_url=(env.get("PETSTORE_PUBLIC_URL") or "").rstrip("/") or None,
+            public_url=public_url,
             role_cache_seconds=float(env.get("PETSTORE_ROLE_CACHE_SECONDS", 5)),
             validate_responses=_bool(env.get("PETSTORE_VALIDATE_RESPONSES"), True),
             max_body_bytes=int(env.get("PETSTORE_MAX_BODY_BYTES", 1024 * 1024)),
@@ -276,6 +295,22 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _configured_keys(env: dict[str, str]) -> tuple[str | None, str]:
+    """The PEM text of PETSTORE_JWT_PRIVATE_KEY or of the file PETSTORE_JWT_PRIVATE_KEY_FILE
+    names (at most one of them), and which setting it came from."""
+    text, path = env.get("PETSTORE_JWT_PRIVATE_KEY"), env.get("PETSTORE_JWT_PRIVATE_KEY_FILE")
+    if text and path:
+        raise ConfigError(
+            "PETSTORE_JWT_PRIVATE_KEY and PETSTORE_JWT_PRIVATE_KEY_FILE are both set; set one"
+        )
+    if path:
+        try:
+            return Path(path).read_text(), "PETSTORE_JWT_PRIVATE_KEY_FILE"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"PETSTORE_JWT_PRIVATE_KEY_FILE: cannot read {path}: {exc}") from exc
+    return text or None, "PETSTORE_JWT_PRIVATE_KEY"
 
 
 def _workers(env: dict[str, str]) -> int:

@@ -2,9 +2,11 @@
 
 FastAPI + async SQLAlchemy (aiosqlite) over a copy of the benchmark's SQLite file, pydantic v2
 models as ``response_model`` (so responses are validated too), a validated request body, and an
-HS256 bearer-token check for writes (PyJWT, same secret and audience as our server).
+ES256 bearer-token check for writes (PyJWT, with the public half of our server's signing key
+and the same audience).
 
-Environment: ``BENCH_PEER_DATABASE_URL`` (``sqlite+aiosqlite:///...``) and ``BENCH_JWT_SECRET``.
+Environment: ``BENCH_PEER_DATABASE_URL`` (``sqlite+aiosqlite:///...``) and
+``BENCH_JWT_PUBLIC_KEY`` (PEM).
 Run: ``uvicorn --factory bench.fastapi_peer:create_app``.
 """
 
@@ -28,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 DATABASE_URL_ENV = "BENCH_PEER_DATABASE_URL"
-JWT_SECRET_ENV = "BENCH_JWT_SECRET"  # noqa: S105 - an env var name, not a secret
+JWT_PUBLIC_KEY_ENV = "BENCH_JWT_PUBLIC_KEY"  # PEM: the public half of our server's signing key
 AUDIENCE = "petstore-api"
 MAX_LIMIT = 100
 
@@ -228,8 +230,8 @@ async def require_writer(
     try:
         claims: dict[str, Any] = jwt.decode(
             credentials.credentials,
-            request.app.state.jwt_secret,
-            algorithms=["HS256"],
+            request.app.state.jwt_public_key,
+            algorithms=["ES256"],
             audience=AUDIENCE,
             options={"require": ["exp", "sub", "scope"]},
         )
@@ -247,13 +249,13 @@ WriterDep = Annotated[dict[str, Any], Depends(require_writer)]
 
 def create_app() -> FastAPI:
     database_url = os.environ[DATABASE_URL_ENV]
-    jwt_secret = os.environ[JWT_SECRET_ENV]
+    jwt_public_key = os.environ[JWT_PUBLIC_KEY_ENV]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_async_engine(database_url)
         app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
-        app.state.jwt_secret = jwt_secret
+        app.state.jwt_public_key = jwt_public_key
         try:
             yield
         finally:

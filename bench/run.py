@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench import images, load
 from bench.servers import ROOT, Server, running
@@ -96,7 +97,8 @@ class Config:
 @dataclass(frozen=True)
 class Workdir:
     root: Path
-    jwt_secret: str
+    jwt_private_key: str  # PEM (EC P-256): our server signs with it (PETSTORE_JWT_PRIVATE_KEY)
+    jwt_public_key: str  # PEM: the FastAPI peer verifies our admin token with it
 
     @property
     def db(self) -> Path:
@@ -113,6 +115,21 @@ class Workdir:
     @property
     def payloads(self) -> Path:
         return self.root / "ceiling-payloads.json"
+
+
+def signing_key_pair() -> tuple[str, str]:
+    """A fresh EC P-256 key pair as PEM (private PKCS#8, public SubjectPublicKeyInfo)."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    return (
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode(),
+    )
 
 
 def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
@@ -151,8 +168,8 @@ def ours_env(work: Workdir, validate: bool) -> dict[str, str]:
         "PETSTORE_ADMIN_USERNAME": ADMIN_USERNAME,
         "PETSTORE_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PETSTORE_VALIDATE_RESPONSES": "1" if validate else "0",
-        # Pinned so the FastAPI peer can verify the same admin token.
-        "PETSTORE_JWT_SECRET": work.jwt_secret,
+        # A configured signing key, so the FastAPI peer can verify the same admin token.
+        "PETSTORE_JWT_PRIVATE_KEY": work.jwt_private_key,
     }
 
 
@@ -357,7 +374,7 @@ def run_rounds(ctx: Context) -> dict[str, Any]:
     peer_env = {
         **os.environ,
         "BENCH_PEER_DATABASE_URL": f"sqlite+aiosqlite:///{work.peer_db}",
-        "BENCH_JWT_SECRET": work.jwt_secret,
+        "BENCH_JWT_PUBLIC_KEY": work.jwt_public_key,
     }
     with running(FASTAPI, "bench.fastapi_peer:create_app", peer_env, work.root) as srv:
         ours_base = json.loads(seeded.list_body)["links"]["self"].split("/pets")[0]
@@ -475,7 +492,8 @@ def main() -> int:
     tool = load.wrk_version(wrk) if wrk else "python-httpx fallback"
     log(f"load generator: {tool}; {cfg.seconds:g}s runs, {cfg.warmup:g}s warm-ups")
     root = Path(tempfile.mkdtemp(prefix="petstore-bench-"))
-    work = Workdir(root=root, jwt_secret=secrets.token_urlsafe(48))
+    private, public = signing_key_pair()
+    work = Workdir(root=root, jwt_private_key=private, jwt_public_key=public)
     busy_before = cpu_busy_fraction()
     started = datetime.now(UTC)
     try:

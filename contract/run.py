@@ -52,7 +52,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_until_up(base: str, server: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def _wait_until_up(base: str, server: subprocess.Popen[bytes], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:

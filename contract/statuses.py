@@ -55,6 +55,8 @@ OVERRIDES: Mapping[str, Mapping[str, str]] = {
     "callbackExample": {"422": "the callback URL's host is refused by the SSRF policy"},
     "createChatCompletion": {"413": "a conversation over 16,000 characters in all"},
     "changePassword": {"422": "a generated currentPassword is not the account's password"},
+    # The login endpoint: no longer an OAuth flow's tokenUrl (the flows use /oauth/token).
+    "createAuthToken": {"401": "generated usernames and passwords name no account"},
 }
 
 # The same, for the Admin API (spec/admin.yaml).

@@ -15,11 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from app import create_app
+from auth.keys import key_ring
 from manage import migrate, reset_postgres
 from models import User
 from models.database import Database
@@ -187,6 +189,28 @@ def api(client: TestClient, settings: Settings) -> Api:
 def shared_admin_token(client: TestClient, settings: Settings) -> str:
     """Token of the admin created at startup from PETSTORE_ADMIN_* (shared pool)."""
     return Api(client, settings, None).login(*ADMIN)
+
+
+def jwks_claims(client: Any, token: str, issuer: str) -> dict[str, Any]:
+    """A token's claims as any third party checks them: with the JWK Set the server publishes
+    at /.well-known/jwks.json (fetched through ``client``), never with our TokenService."""
+    published = jwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == "at+jwt"
+    key = next(k for k in published.keys if k.key_id == header["kid"])
+    claims: dict[str, Any] = jwt.decode(
+        token, key, algorithms=["ES256"], audience="petstore-api", issuer=issuer
+    )
+    return claims
+
+
+def server_signed(settings: Settings, claims: dict[str, Any], **header: Any) -> str:
+    """``claims`` signed ES256 with the server's current key (read from its var/ key ring, as a
+    second worker would), header ``typ: at+jwt`` and its ``kid`` unless ``header`` says else:
+    for tokens only their claims make invalid."""
+    key = key_ring(settings).signing_key()
+    headers = {"typ": "at+jwt", "kid": key.kid, **header}
+    return jwt.encode(claims, key.private, algorithm="ES256", headers=headers)
 
 
 def problem(

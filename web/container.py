@@ -3,10 +3,11 @@ scope (``scope["petstore"]``) so every adapter and the token-info function can r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from auth.principals import Authenticator
+from auth.security import OperationScopes
 from auth.tokens import TokenService
 from models.database import Database
 from services.accounts.roles import RoleLookup
@@ -47,6 +48,8 @@ class Container:
     admin: AdminService
     cache: ReadCache
     upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured
+    operation_scopes: OperationScopes = field(default_factory=dict)
+    """What bearerAuth requires of each operation (auth.security.bearer_scopes, by app.py)."""
 
     async def close(self) -> None:
         close = getattr(self.sender, "close", None)

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from models import User
 from models.database import Database
 from settings import Settings
-from tests.conftest import PASSWORD, PET, Api, problem, run_db
+from tests.conftest import PASSWORD, PET, Api, jwks_claims, problem, run_db, server_signed
 
 
 class TestCreateAuthToken:
@@ -26,10 +26,9 @@ class TestCreateAuthToken:
         assert body["token"] == body["access_token"]
         assert body["token_type"] == "Bearer"
         assert body["expires_in"] == 86400
-        claims = jwt.decode(
-            body["token"], settings.jwt_secret, algorithms=["HS256"], audience="petstore-api"
-        )
+        claims = jwks_claims(api.client, body["token"], settings.jwt_issuer)
         assert claims["sub"] == user["id"]
+        assert claims["client_id"] == "petstore-api"
         assert claims["role"] == "user"
         assert claims["tid"] == api.tenant
         assert set(claims["scope"].split()) == {
@@ -45,9 +44,7 @@ class TestCreateAuthToken:
         assert time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"])) == body["expiresAt"]
 
     def test_admin_gets_write_pets_and_admin(self, api: Api, settings: Settings) -> None:
-        claims = jwt.decode(
-            api.admin_token(), settings.jwt_secret, algorithms=["HS256"], audience="petstore-api"
-        )
+        claims = jwks_claims(api.client, api.admin_token(), settings.jwt_issuer)
         assert {"write:pets", "admin"} <= set(claims["scope"].split())
 
     def test_wrong_password_and_unknown_user_give_the_same_401(self, api: Api) -> None:
@@ -109,20 +106,21 @@ class TestCreateAuthToken:
     def test_expired_token_is_401(self, api: Api, settings: Settings) -> None:
         user = api.register()
         now = int(time.time())
-        token = jwt.encode(
-            {
-                "sub": user["id"],
-                "role": "user",
-                "scope": "read:user",
-                "tid": api.tenant,
-                "iat": now - 100,
-                "exp": now - 10,
-                "aud": "petstore-api",
-                "iss": settings.jwt_issuer,
-            },
-            settings.jwt_secret,
-            algorithm="HS256",
-        )
+        claims = {
+            "sub": user["id"],
+            "client_id": "petstore-api",
+            "role": "user",
+            "scope": "read:user",
+            "tid": api.tenant,
+            "iat": now - 100,
+            "exp": now - 10,
+            "jti": uuid.uuid4().hex,
+            "aud": "petstore-api",
+            "iss": settings.jwt_issuer,
+        }
+        fresh = server_signed(settings, {**claims, "iat": now, "exp": now + 60})
+        assert api.request("GET", f"/users/{user['id']}", fresh).status_code == 200  # baseline
+        token = server_signed(settings, claims)
         assert api.request("GET", f"/users/{user['id']}", token).status_code == 401
 
 

@@ -700,10 +700,11 @@ def test_the_pets_adopt_link_is_there_only_while_it_is_available(shop: Shop) -> 
 
 
 def test_a_token_without_the_scope_is_403_not_a_guest_order(shop: Shop) -> None:
+    from auth.keys import key_ring
     from auth.tokens import TokenService
 
-    settings = shop.api.settings
-    tokens = TokenService(settings.jwt_secret, settings.jwt_issuer, settings.token_ttl_seconds)
+    settings = shop.api.settings  # another issuer over the same var/ keys, as a second worker
+    tokens = TokenService(key_ring(settings), settings.jwt_issuer, settings.token_ttl_seconds)
     narrow = tokens.issue(
         uuid.UUID(shop.user["id"]), "user", shop.api.tenant or "", frozenset({"read:pets"})
     ).token

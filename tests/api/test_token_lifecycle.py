@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -14,18 +16,20 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app import create_app
+from auth.keys import SigningKey, key_ring, new_private_key
 from models import RevokedToken
 from models.base import utcnow
 from models.database import Database
 from services.accounts.users import purge_revoked_tokens, revoke_token
 from services.shared.principal import Principal
 from settings import ConfigError, Settings
-from tests.conftest import PASSWORD, Api, run_db
+from tests.conftest import PASSWORD, Api, run_db, server_signed
 
 NEW_PASSWORD = "a-brand-new-secret-7"
 
@@ -36,6 +40,7 @@ def _claims(api: Api, user: dict[str, Any], settings: Settings, **changes: Any) 
         "iss": settings.jwt_issuer,
         "aud": "petstore-api",
         "sub": user["id"],
+        "client_id": "petstore-api",
         "role": "user",
         "scope": "read:user write:user",
         "tid": api.tenant,
@@ -48,8 +53,9 @@ def _claims(api: Api, user: dict[str, Any], settings: Settings, **changes: Any) 
     return claims
 
 
-def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+def _b64(data: dict[str, Any] | bytes) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _assert_401(response: Any, instance: str) -> None:
@@ -61,6 +67,14 @@ def _assert_401(response: Any, instance: str) -> None:
     assert body["instance"] == instance
 
 
+def _hmac_signed(claims: dict[str, Any], key: bytes, kid: str) -> str:
+    """An HS256 token made by hand (PyJWT refuses a PEM as an HMAC key): the algorithm
+    confusion attack signs with the server's *public* key as the HMAC secret."""
+    head = f"{_b64({'alg': 'HS256', 'typ': 'at+jwt', 'kid': kid})}.{_b64(claims)}"
+    signature = hmac.new(key, head.encode(), hashlib.sha256).digest()
+    return f"{head}.{_b64(signature)}"
+
+
 class TestRefusedTokens:
     @pytest.mark.filterwarnings("ignore:The HMAC key")
     def test_forged_foreign_and_expired_tokens_are_401_problems(
@@ -68,39 +82,62 @@ class TestRefusedTokens:
     ) -> None:
         user = api.register()
         path = f"/users/{user['id']}"
-        good = jwt.encode(_claims(api, user, settings), settings.jwt_secret, algorithm="HS256")
+        claims = _claims(api, user, settings)
+        good = server_signed(settings, claims)
         assert api.request("GET", path, good).status_code == 200  # the baseline is accepted
-        unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(api, user, settings))}."
+        server_kid = jwt.get_unverified_header(good)["kid"]
+        stranger = SigningKey.of(new_private_key())
+        public_pem = (
+            key_ring(settings)
+            .signing_key()
+            .public.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        head, payload, signature = good.split(".")
+        tampered = {**claims, "scope": "read:user write:user write:pets admin", "role": "admin"}
         tokens = {
-            "alg none": unsigned,
-            "wrong key": jwt.encode(
-                _claims(api, user, settings), "another-key-" + "x" * 40, algorithm="HS256"
+            "alg none": f"{_b64({'alg': 'none', 'typ': 'at+jwt', 'kid': server_kid})}."
+            f"{_b64(claims)}.",
+            "tampered payload, original signature": f"{head}.{_b64(tampered)}.{signature}",
+            "signature of another token": f"{head}.{payload}."
+            + server_signed(settings, tampered).split(".")[2],
+            "an unknown key with its own kid": jwt.encode(
+                claims, stranger.private, algorithm="ES256",
+                headers={"typ": "at+jwt", "kid": stranger.kid},
             ),
-            "wrong audience": jwt.encode(
-                _claims(api, user, settings, aud="someone-else"),
-                settings.jwt_secret,
-                algorithm="HS256",
+            "an unknown key claiming the server's kid": jwt.encode(
+                claims, stranger.private, algorithm="ES256",
+                headers={"typ": "at+jwt", "kid": server_kid},
             ),
-            "wrong issuer": jwt.encode(
-                _claims(api, user, settings, iss="https://evil.example"),
-                settings.jwt_secret,
-                algorithm="HS256",
+            "HS256 with the server secret (the old tokens)": jwt.encode(
+                claims, settings.jwt_secret, algorithm="HS256",
+                headers={"typ": "at+jwt", "kid": server_kid},
             ),
-            "expired": jwt.encode(
+            "HS256 keyed with the server's public key": _hmac_signed(
+                claims, public_pem, server_kid
+            ),
+            "no kid": jwt.encode(
+                claims, key_ring(settings).signing_key().private, algorithm="ES256",
+                headers={"typ": "at+jwt"},
+            ),
+            "not typed at+jwt": server_signed(settings, claims, typ="JWT"),
+            "wrong audience": server_signed(settings, _claims(api, user, settings, aud="other")),
+            "wrong issuer": server_signed(
+                settings, _claims(api, user, settings, iss="https://evil.example")
+            ),
+            "expired": server_signed(
+                settings,
                 _claims(api, user, settings, iat=int(time.time()) - 700, exp=int(time.time()) - 5),
-                settings.jwt_secret,
-                algorithm="HS256",
             ),
-            "HS512 with the right key": jwt.encode(
-                _claims(api, user, settings), settings.jwt_secret, algorithm="HS512"
-            ),
-        }
+        }  # fmt: skip
         for name, token in tokens.items():
             r = api.request("GET", path, token)
             assert r.status_code == 401, name
             _assert_401(r, f"/v1{path}")
 
-    def test_a_short_signing_key_is_refused_at_startup(self, settings: Settings) -> None:
+    def test_a_short_server_secret_is_refused_at_startup(self, settings: Settings) -> None:
+        """PETSTORE_JWT_SECRET no longer signs tokens but still keys sealed secrets."""
         with pytest.raises(ConfigError, match="PETSTORE_JWT_SECRET is 31 bytes long"):
             Settings.from_env(
                 {"DATABASE_URL": settings.database_url, "PETSTORE_JWT_SECRET": "k" * 31}

@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 
 from settings import Settings
-from tests.conftest import PASSWORD, Api, problem
+from tests.conftest import PASSWORD, Api, jwks_claims, problem
 
 PUBLIC_FIELDS = {"id", "username", "firstName", "lastName", "createdAt", "links"}
 PRIVATE_FIELDS = {"email", "phone", "preferences", "role", "tenantId", "updatedAt"}
@@ -30,11 +30,8 @@ def _registration(api: Api, **fields: Any) -> Any:
     return r
 
 
-def _claims(token: str, settings: Settings) -> dict[str, Any]:
-    claims: dict[str, Any] = jwt.decode(
-        token, settings.jwt_secret, algorithms=["HS256"], audience="petstore-api"
-    )
-    return claims
+def _claims(api: Api, token: str) -> dict[str, Any]:
+    return jwks_claims(api.client, token, api.settings.jwt_issuer)
 
 
 class TestCreateUser:
@@ -95,9 +92,9 @@ class TestCreateUser:
             login["expires_in"],
             login["scope"],
         )
-        mine, theirs = _claims(issued["token"], settings), _claims(login["token"], settings)
+        mine, theirs = _claims(api, issued["token"]), _claims(api, login["token"])
         assert set(mine) == set(theirs)
-        for claim in ("iss", "aud", "sub", "role", "scope", "tid", "ver"):
+        for claim in ("iss", "aud", "sub", "client_id", "role", "scope", "tid", "ver"):
             assert mine[claim] == theirs[claim], claim
         assert mine["sub"] == registration["id"]
         assert mine["tid"] == api.tenant

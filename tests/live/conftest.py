@@ -46,8 +46,9 @@ def server_env(var: Path, **extra: str) -> dict[str, str]:
 class Live:
     """A running server plus a user token and an admin token for it."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, var: Path | None = None) -> None:
         self.base = base
+        self.var = var  # the server's PETSTORE_VAR_DIR (its key ring lives there)
         self.admin = self.login(*ADMIN)
         name = f"live{time.monotonic_ns() % 10**9}"
         created = httpx.post(
@@ -82,7 +83,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """Our server with the embedded answerer (no upstream), limits off."""
     var = tmp_path_factory.mktemp("live")
     with uvicorn_process("app:app_from_env", server_env(var), var / "server.log") as (origin, _):
-        yield Live(origin + "/v1")
+        yield Live(origin + "/v1", var)
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +109,7 @@ def relayed(tmp_path_factory: pytest.TempPathFactory, upstream: str) -> Iterator
         PETSTORE_CHAT_UPSTREAM_TIMEOUT="1",
     )
     with uvicorn_process("app:app_from_env", env, var / "server.log") as (origin, _):
-        yield Live(origin + "/v1")
+        yield Live(origin + "/v1", var)
 
 
 @contextmanager

@@ -16,11 +16,12 @@ import openai
 import orjson
 import pytest
 
+from auth.keys import KeyRing
 from auth.tokens import TokenService
 from infra.llm import MAX_LINE_BYTES
 from services.chat.service import SYSTEM_PROMPT, WITHHELD
-from settings import Settings
-from tests.live.conftest import SECRET, Live, threaded_server
+from settings import DEFAULT_ISSUER
+from tests.live.conftest import Live, threaded_server
 
 QUESTION = "Which available cats are good with kids?"
 
@@ -99,7 +100,8 @@ class TestOpenAISdk:
         with pytest.raises(openai.AuthenticationError) as unauthenticated:
             sdk(live, "not-a-token").chat.completions.create(model="pet-advisor-1", messages=ask)  # type: ignore[arg-type]
         assert unauthenticated.value.status_code == 401
-        narrow = TokenService(SECRET, Settings.jwt_issuer, 600).issue(
+        assert live.var is not None  # a second issuer over the server's var/ key ring
+        narrow = TokenService(KeyRing.in_directory(live.var), DEFAULT_ISSUER, 600).issue(
             uuid.UUID(live.user_id), "user", "", scopes=frozenset({"read:pets"})
         )
         with pytest.raises(openai.PermissionDeniedError):

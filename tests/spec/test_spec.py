@@ -95,7 +95,22 @@ def test_every_admin_operation_requires_the_admin_scope() -> None:
     admin_ops = [op for _, _, op in OPERATIONS if op["x-module"] == "Admin API"]
     assert len(admin_ops) == 8
     for op in admin_ops:
-        assert op["security"] == [{"oauth2": ["admin"]}], op["operationId"]
+        assert op["security"] == [{"oauth2": ["admin"]}, {"bearerAuth": []}], op["operationId"]
+
+
+@pytest.mark.parametrize(("path", "method", "op"), OPERATIONS, ids=IDS)
+def test_every_secured_operation_accepts_either_scheme_oauth2_first(
+    path: str, method: str, op: dict[str, Any]
+) -> None:
+    """oauth2 with the operation's scopes, then bearerAuth (which applies the same scopes:
+    auth/security.py), then optionally ``{}`` (a token is optional). oauth2 comes first so
+    that Connexion names its scopes in a refusal."""
+    requirements = op.get("security", MODULES[op["x-module"]].get("security")) or []
+    if not requirements:
+        return
+    assert list(requirements[0]) == ["oauth2"], op["operationId"]
+    assert requirements[1] == {"bearerAuth": []}, op["operationId"]
+    assert requirements[2:] in ([], [{}]), op["operationId"]
 
 
 def _media_examples() -> list[tuple[str, Any, Any]]:

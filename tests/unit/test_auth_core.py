@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from auth.keys import key_ring
 from auth.principals import Authenticator, bind_tenant, client_key
 from auth.tokens import TokenService
 from protocols import errors as table
@@ -36,7 +37,7 @@ def _scenario(settings: Settings, fn: Any) -> Any:
     from models.database import Database
 
     async def go(db: Database) -> Any:
-        tokens = TokenService(settings.jwt_secret, settings.jwt_issuer, 600)
+        tokens = TokenService(key_ring(settings), settings.jwt_issuer, 600)
         return await fn(Authenticator(tokens, RoleLookup(db, 60)), tokens, db)
 
     return run_db(settings, go)
@@ -117,7 +118,7 @@ def test_a_token_is_verified_once_per_request(settings: Settings) -> None:
             return super().verify(token)
 
     async def go(_auth: Authenticator, _tokens: TokenService, db: Any) -> None:
-        tokens = Counting(settings.jwt_secret, settings.jwt_issuer, 600)
+        tokens = Counting(key_ring(settings), settings.jwt_issuer, 600)
         auth = Authenticator(tokens, RoleLookup(db, 60))
         token = tokens.issue(user.id, "user", tenant).token
         scope: dict[str, Any] = {}  # one request's ASGI scope

@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema_rs
 import pytest
 
+from auth.keys import KeyRing, SigningKey, new_private_key
 from auth.tokens import TokenService, principal_from_claims
 from infra.counters import MemoryCounterStore
 from models.base import uuid7
@@ -64,14 +65,15 @@ def test_readonly_ignored_in_requests_writeonly_forbidden_in_responses() -> None
 
 
 def test_token_scopes_cannot_exceed_the_role() -> None:
-    service = TokenService("k" * 40, "https://issuer", 60)
+    service = TokenService(KeyRing(None, [SigningKey.of(new_private_key())]), "https://issuer", 60)
     issued = service.issue(uuid.uuid4(), "user", "")
     claims = service.verify(issued.token)
     assert claims is not None
     claims["scope"] += " admin write:pets"
     assert "admin" not in principal_from_claims(claims).scopes
     assert service.verify(issued.token + "x") is None
-    assert TokenService("other" * 10, "https://issuer", 60).verify(issued.token) is None
+    other = TokenService(KeyRing(None, [SigningKey.of(new_private_key())]), "https://issuer", 60)
+    assert other.verify(issued.token) is None
 
 
 def test_password_hashing_is_bounded_per_process(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
+from auth.keys import KeyRing, SigningKey, new_private_key
 from auth.tokens import TokenService
 from infra.counters import MemoryCounterStore
 from infra.payments import TestProcessor
@@ -250,7 +251,7 @@ class Domain:
         roles = RoleLookup(self.db, 5)
         self.pets = PetService(self.db)
         throttle = FailureThrottle(MemoryCounterStore(), 100, 60)
-        tokens = TokenService("domain-rules-secret-long-enough-for-hs256", "petstore", 60)
+        tokens = TokenService(KeyRing(None, [SigningKey.of(new_private_key())]), "petstore", 60)
         self.users = UserService(self.db, throttle, roles, tokens)
         self.orders = OrderService(self.db, TestProcessor())
         self.tenant = str(uuid.uuid4())

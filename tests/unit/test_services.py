@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from auth.keys import KeyRing, SigningKey, new_private_key
 from auth.tokens import TokenService
 from infra.counters import MemoryCounterStore
 from models import Pet, User
@@ -135,7 +136,7 @@ def test_users_duplicate_and_ownership(settings: Settings, tenant: str) -> None:
 def test_get_user_decides_whole_account_or_public_profile(settings: Settings, tenant: str) -> None:
     """The service, not an adapter, decides what of an account a caller sees; registering signs
     the account in with the injected issuer, as a login does."""
-    tokens = TokenService("services-test-secret-long-enough-for-hs256", "petstore", 60)
+    tokens = TokenService(KeyRing(None, [SigningKey.of(new_private_key())]), "petstore", 60)
     throttle = FailureThrottle(MemoryCounterStore(), 5, 60)
 
     async def go(db: Database) -> None:
