@@ -43,8 +43,8 @@ rotate-keys: install ## New token-signing key in var/jwt-keys (previous ones ver
 run: seed ## Migrate, seed and serve http://127.0.0.1:8080/v1 (PORT to change)
 	$(BIN)/uvicorn --factory app:app_from_env --host $(HOST) --port $(PORT) --lifespan on --no-access-log
 
-serve-prod: seed ## Several workers under gunicorn (WORKERS, default 2)
-	PETSTORE_WORKERS=$${WORKERS:-2} $(BIN)/gunicorn -k uvicorn_worker.UvicornWorker -w $${WORKERS:-2} -b $(HOST):$(PORT) --graceful-timeout 20 'app:app_from_env()'
+serve-prod: migrate ## gunicorn, uvicorn workers (WORKERS, default: one per core); gunicorn.conf.py
+	$(BIN)/gunicorn -c gunicorn.conf.py -b $(HOST):$(PORT) $(if $(WORKERS),-w $(WORKERS))
 
 lint: install-test ## ruff, mypy, import-linter, spec validation, Spectral and Redocly
 	$(BIN)/ruff check .

@@ -61,3 +61,46 @@ def uvicorn_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (Linux: /proc/<pid>/task/*/children)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+@contextmanager
+def gunicorn_process(
+    env: dict[str, str], log: Path, *, workers: int = 2, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Production mode as ``make serve-prod`` runs it: gunicorn with ./gunicorn.conf.py (uvicorn
+    workers, graceful shutdown) on a free loopback port. Yields its origin and the master process;
+    stopped by PID (SIGTERM, then SIGKILL) unless the test already stopped it."""
+    port = free_port()
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(  # noqa: S603 - our own venv's gunicorn
+            [gunicorn, "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+             *extra],
+            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(origin + "/healthz", proc, timeout=60)
+        deadline = time.monotonic() + 60  # every worker booted (the first may answer alone)
+        while len(child_pids(proc.pid)) < workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield origin, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
