@@ -76,8 +76,8 @@ sdk: install-test ## Typed Python client from the spec (openapi-python-client) i
 	  --config spec/clients/python.yaml --fail-on-warning
 	@echo "pip install -e build/sdk/python, then: from petstore_client import Client"
 
-bench: install-test ## Throughput vs a bare Starlette ceiling and a FastAPI peer
-	$(BIN)/python -m bench.run
+bench: install-test ## Throughput vs a Starlette ceiling and a FastAPI peer, workers, targets (BIG=1: 1M pets)
+	BENCH_BIG=$(BIG) $(BIN)/python -m bench.run
 
 clean: ## Remove the venv, node tools and local data
 	rm -rf $(VENV) node_modules var reports .mypy_cache .ruff_cache .pytest_cache

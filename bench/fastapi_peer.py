@@ -135,6 +135,16 @@ class PetCreate(CamelModel):
     medical_info: MedicalInfo | None = None
 
 
+class MedicalInfoOut(CamelModel):
+    """As stored (camelCase keys); keys not stored stay out of the JSON, as ours does."""
+
+    spayed_neutered: bool | None = omitted_if_none()
+    vaccinated: bool | None = omitted_if_none()
+    microchipped: bool | None = omitted_if_none()
+    special_needs: bool | None = omitted_if_none()
+    notes: str | None = omitted_if_none()
+
+
 class SelfLink(BaseModel):
     self: str
     adopt: str | None = omitted_if_none()
@@ -154,6 +164,7 @@ class PetOut(CamelModel):
     price: Decimal
     currency: Currency
     description: str | None = omitted_if_none()
+    medical_info: MedicalInfoOut | None = omitted_if_none()
     status: PetStatus
     photos: list[str]
     tenant_id: uuid.UUID | None = None
@@ -205,6 +216,7 @@ def pet_out(row: PetRow, base: str) -> PetOut:
             "price": row.price,
             "currency": row.currency,
             "description": row.description,
+            "medical_info": row.medical_info,
             "status": row.status,
             "photos": row.photos,
             "tenant_id": row.tenant_id or None,

@@ -1,19 +1,27 @@
 """Benchmark entry point: ``.venv/bin/python -m bench.run`` from the repository root.
 
-1. Seed: a fresh SQLite DB (``manage.py migrate``), our server started, 20 pets POSTed as the
-   bench admin, the responses of ``GET /v1/pets`` and ``GET /v1/pets/{id}`` captured, then the DB
-   snapshotted so every server reads the same rows.
+1. Seed: a fresh SQLite DB (``manage.py migrate``), 999 synthetic pets in the shared pool
+   (``manage.py seed --pets``), our server started, one more pet POSTed as the bench admin (1,000
+   in all), the responses of ``GET /v1/pets`` (the first 20) and ``GET /v1/pets/{id}`` captured,
+   then the DB snapshotted so every server reads the same rows.
 2. One server at a time on a free loopback port (uvicorn, 1 worker, killed by PID): the bare
    Starlette ceiling, the FastAPI peer, ours with response validation on, ours with it off. Each
    endpoint gets a warm-up, then ``wrk -t2 -c32 --latency`` (GET list, GET one, POST last so its
    inserts do not change the GETs). Our rounds each start from a fresh copy of the snapshot.
 3. GraphQL next to REST on our server (validation on): get one pet as ``POST /v1/graphql``
    ``pet(id)`` with the fields of the REST body, reported as a ratio to ``GET /v1/pets/{id}``.
-4. A table on stdout and the same figures as JSON in ``var/bench-results.json``.
+4. The repeated list again with ``If-None-Match`` (when our list answers an ``ETag``), then ours
+   under gunicorn (``make serve-prod``'s gunicorn.conf.py) with 1 and with 2 workers: list and get.
+5. With ``BENCH_BIG=1`` (``make bench BIG=1``): the snapshot grown to ``BENCH_BIG_PETS`` (default
+   1,000,000) pets with ``manage.py seed --pets`` and the list measured again (its p50 against
+   the one at 1,000).
+6. Tables on stdout, then every figure against its target (issue 15) with "met" / "NOT met",
+   and the same figures as JSON in ``var/bench-results.json``.
 
 Environment: ``BENCH_SECONDS`` (default 8), ``BENCH_QUICK=1`` (2-second runs),
 ``BENCH_LOADGEN=python`` (force the httpx fallback), ``BENCH_KEEP=1`` (keep the temp dir),
-``BENCH_CHAT=0`` / ``BENCH_IMAGES=0`` (skip the chat or image sections).
+``BENCH_CHAT=0`` / ``BENCH_IMAGES=0`` (skip the chat or image sections), ``BENCH_BIG=1`` and
+``BENCH_BIG_PETS`` (the list at scale; seeding a million pets takes a few minutes).
 No timing assertions: this reports, it never fails on numbers.
 """
 
@@ -28,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,12 +47,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench import images, load
-from bench.servers import ROOT, Server, running
+from bench.servers import ROOT, Server, running, running_gunicorn
 
 RESULTS_PATH = ROOT / "var" / "bench-results.json"
 ADMIN_USERNAME = "benchadmin"
 ADMIN_PASSWORD = "benchadmin-pass-1"  # noqa: S105 - throwaway admin of a throwaway DB
-SEED_PETS = 20
+SEED_PETS = 1000  # all but one by manage.py seed --pets, the last through the API
+PAGE_ITEMS = 20  # the list's default page
+BIG_PETS = 1_000_000
+SEED_BATCH = 20_000
 BUSY_FRACTION = 0.25  # CPU share used by other processes before the run that earns a note
 NEW_PET: dict[str, Any] = {
     "name": "Pet 1",
@@ -81,6 +93,8 @@ class Config:
     warmup: float
     quick: bool
     keep: bool
+    big: bool = False
+    big_pets: int = BIG_PETS
 
     @classmethod
     def from_env(cls) -> Config:
@@ -91,6 +105,8 @@ class Config:
             warmup=1.0 if quick else 2.0,
             quick=quick,
             keep=os.environ.get("BENCH_KEEP", "") == "1",
+            big=os.environ.get("BENCH_BIG", "") == "1",
+            big_pets=int(os.environ.get("BENCH_BIG_PETS") or BIG_PETS),
         )
 
 
@@ -197,16 +213,36 @@ def admin_token(base: str) -> str:
     return token
 
 
+def seed_pets(env: dict[str, str], count: int) -> None:
+    """Add ``count`` synthetic pets to the shared pool the way operators do:
+    ``manage.py seed --pets`` (batched inserts)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "seed",
+            "--pets",
+            str(count),
+            "--batch-size",
+            str(SEED_BATCH),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py seed --pets failed:\n{done.stdout}\n{done.stderr}")
+
+
 def seed(base: str, token: str) -> bytes:
-    """POST SEED_PETS pets; returns the last 201 body (the ceiling's POST answer)."""
-    created = b""
+    """POST one pet through the API; returns its 201 body (the ceiling's POST answer)."""
     with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as client:
-        for number in range(1, SEED_PETS + 1):
-            response = client.post(f"{base}/pets", json={**NEW_PET, "name": f"Pet {number}"})
-            if response.status_code != 201:
-                raise RuntimeError(f"seed POST: {response.status_code} {response.text[:300]}")
-            created = response.content
-    return created
+        response = client.post(f"{base}/pets", json={**NEW_PET, "name": f"Pet {SEED_PETS}"})
+    if response.status_code != 201:
+        raise RuntimeError(f"seed POST: {response.status_code} {response.text[:300]}")
+    return response.content
 
 
 def clone_db(source: Path, target: Path) -> None:
@@ -229,13 +265,15 @@ class Seeded:
     token: str
     pet_id: str
     list_body: bytes
+    list_etag: str | None = None  # our list's ETag, when the server answers one
 
 
 def prepare(work: Workdir) -> Seeded:
-    """Migrate, seed 20 pets through our API, capture the ceiling's payloads, snapshot the DB."""
+    """Migrate, seed 1,000 pets, capture the ceiling's payloads, snapshot the DB."""
     env = ours_env(work, validate=True)
-    log("seed: manage.py migrate + 20 pets through our API")
+    log(f"seed: manage.py migrate, seed --pets {SEED_PETS - 1}, 1 pet through our API")
     migrate(env)
+    seed_pets(env, SEED_PETS - 1)
     with running("seed", "app:app_from_env", env, work.root) as server:
         token = admin_token(server.base)
         created = seed(server.base, token)
@@ -255,7 +293,12 @@ def prepare(work: Workdir) -> Seeded:
         )
     )
     log(f"seed: list {len(listing.content)} B, item {len(item.content)} B, pet {pet_id}")
-    return Seeded(token=token, pet_id=pet_id, list_body=listing.content)
+    return Seeded(
+        token=token,
+        pet_id=pet_id,
+        list_body=listing.content,
+        list_etag=listing.headers.get("etag"),
+    )
 
 
 # --- rounds ---------------------------------------------------------------------------------
@@ -290,6 +333,20 @@ def shape_check(server: Server, seeded: Seeded, ours_base: str) -> str:
     if peer == mine:
         return "identical JSON"
     differing = [k for k in mine if peer.get(k) != mine[k]]
+    if "data" in differing and len(peer["data"]) == len(mine["data"]):
+        for theirs, ours in zip(peer["data"], mine["data"], strict=True):
+            if theirs != ours:
+                fields = sorted(k for k in {*theirs, *ours} if theirs.get(k) != ours.get(k))
+                shown = ", ".join(f"{k}: peer {theirs.get(k)!r:.40} ours {ours.get(k)!r:.40}"
+                                  for k in fields[:3])  # fmt: skip
+                return f"DIFFERS from ours (item {ours.get('id')}: {shown})"
+    if differing == ["links"]:
+        keys = sorted(k for k in {*peer["links"], *mine["links"]}
+                      if peer["links"].get(k) != mine["links"].get(k))  # fmt: skip
+        return (
+            f"identical items; collection links differ ({keys[0]}: peer "
+            f"{peer['links'].get(keys[0])!r:.80}, ours {mine['links'].get(keys[0])!r:.80})"
+        )
     first = f"{differing[0]}: peer {peer.get(differing[0])!r:.120}" if differing else "keys"
     return f"DIFFERS from ours ({first})"
 
@@ -302,33 +359,93 @@ class Context:
     cfg: Config
 
 
-def bench_server(key: str, server: Server, ctx: Context) -> dict[str, dict[str, Any]]:
-    """Probe, warm up, then measure each endpoint of one running server."""
+def measure(
+    label: str, name: str, request: load.Request, expected: int, ctx: Context
+) -> dict[str, Any]:
+    """Probe, warm up, then measure one request on a running server."""
+    status = probe(request)
+    load.run_load(ctx.wrk, request, ctx.cfg.warmup, ctx.work.root)
+    result = load.run_load(ctx.wrk, request, ctx.cfg.seconds, ctx.work.root)
+    flags = result.flags
+    if status != expected:
+        flags.append(f"PROBE-STATUS {status}")
+    p99 = "-" if result.p99_ms is None else f"{result.p99_ms:.2f}"
+    log(
+        f"{label:<22} {name:<18} {result.rps:>9.1f} req/s  p99 {p99} ms"
+        + (f"  {' '.join(flags)}" if flags else "")
+    )
+    return {
+        "rps": round(result.rps, 2),
+        "p50_ms": None if result.p50_ms is None else round(result.p50_ms, 2),
+        "p99_ms": None if result.p99_ms is None else round(result.p99_ms, 2),
+        "requests": result.requests,
+        "non_2xx": result.non_2xx,
+        "socket_errors": result.socket_errors,
+        "probe_status": status,
+        "flags": flags,
+        "tool": result.tool,
+    }
+
+
+def bench_server(
+    key: str, server: Server, ctx: Context, before_writes: Callable[[], None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Probe, warm up, then measure each endpoint of one running server; ``before_writes`` runs
+    after the GETs, while the data is still the snapshot's."""
     out: dict[str, dict[str, Any]] = {}
     for endpoint, request in requests_for(server, ctx.seeded).items():
-        status = probe(request)
-        load.run_load(ctx.wrk, request, ctx.cfg.warmup, ctx.work.root)
-        result = load.run_load(ctx.wrk, request, ctx.cfg.seconds, ctx.work.root)
-        flags = result.flags
-        if status != EXPECTED_STATUS[endpoint]:
-            flags.append(f"PROBE-STATUS {status}")
-        out[endpoint] = {
-            "rps": round(result.rps, 2),
-            "p50_ms": None if result.p50_ms is None else round(result.p50_ms, 2),
-            "p99_ms": None if result.p99_ms is None else round(result.p99_ms, 2),
-            "requests": result.requests,
-            "non_2xx": result.non_2xx,
-            "socket_errors": result.socket_errors,
-            "probe_status": status,
-            "flags": flags,
-            "tool": result.tool,
-        }
-        p99 = "-" if result.p99_ms is None else f"{result.p99_ms:.2f}"
-        log(
-            f"{LABELS[key]:<22} {endpoint:<18} {result.rps:>9.1f} req/s  p99 {p99} ms"
-            + (f"  {' '.join(flags)}" if flags else "")
-        )
+        if request.method != "GET" and before_writes is not None:
+            before_writes()
+            before_writes = None
+        out[endpoint] = measure(LABELS[key], endpoint, request, EXPECTED_STATUS[endpoint], ctx)
     return out
+
+
+CONDITIONAL = "GET /v1/pets If-None-Match"
+
+
+def bench_conditional(server: Server, ctx: Context) -> dict[str, Any] | None:
+    """The repeated list as a caching client sends it: ``If-None-Match`` with the list's ETag,
+    expecting ``304``. None when the list answers no ETag."""
+    etag = httpx.get(f"{server.base}/pets").headers.get("etag")
+    if not etag:
+        log("our list answers no ETag: no conditional run")
+        return None
+    request = load.Request("GET", f"{server.base}/pets", headers={"If-None-Match": etag})
+    return measure(LABELS[OURS_ON], CONDITIONAL, request, 304, ctx)
+
+
+WORKER_COUNTS = (1, 2)
+READS = ("GET /v1/pets", "GET /v1/pets/{id}")
+
+
+def bench_workers(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Ours (validation on) under gunicorn as ``make serve-prod`` runs it, 1 then 2 workers."""
+    out: dict[str, dict[str, Any]] = {}
+    for workers in WORKER_COUNTS:
+        clone_db(ctx.work.snapshot, ctx.work.db)
+        env = ours_env(ctx.work, validate=True)
+        label = f"gunicorn {workers} worker" + ("s" if workers > 1 else "")
+        with running_gunicorn(f"gunicorn-{workers}", workers, env, ctx.work.root) as srv:
+            requests = requests_for(srv, ctx.seeded)
+            out[str(workers)] = {e: measure(label, e, requests[e], 200, ctx) for e in READS}
+    return out
+
+
+def bench_big(ctx: Context, pets: int) -> dict[str, Any]:
+    """The list on the snapshot grown to ``pets`` pets (manage.py seed --pets, batched)."""
+    big = ctx.work.root / "big.db"
+    clone_db(ctx.work.snapshot, big)
+    env = {**ours_env(ctx.work, validate=True), "DATABASE_URL": f"sqlite+aiosqlite:///{big}"}
+    started = time.monotonic()
+    log(f"big: manage.py seed --pets {pets - SEED_PETS} (to {pets:,} pets; takes a while)")
+    seed_pets(env, pets - SEED_PETS)
+    seeded_in = time.monotonic() - started
+    log(f"big: seeded in {seeded_in:.0f}s")
+    with running("big", "app:app_from_env", env, ctx.work.root) as srv:
+        request = requests_for(srv, ctx.seeded)["GET /v1/pets"]
+        figures = measure(f"ours, {pets:,} pets", "GET /v1/pets", request, 200, ctx)
+    return {**figures, "pets": pets, "seed_seconds": round(seeded_in, 1)}
 
 
 GRAPHQL_GET_PET = "POST /v1/graphql pet(id)"
@@ -387,9 +504,18 @@ def run_rounds(ctx: Context) -> dict[str, Any]:
         env = ours_env(work, validate)
         migrate(env)
         with running(key, "app:app_from_env", env, work.root) as srv:
-            results[key] = bench_server(key, srv, ctx)
             if key == OURS_ON:
+
+                def conditional(srv: Server = srv) -> None:
+                    results["conditional"] = bench_conditional(srv, ctx)
+
+                results[key] = bench_server(key, srv, ctx, before_writes=conditional)
                 results["graphql"] = bench_graphql(srv, ctx)
+            else:
+                results[key] = bench_server(key, srv, ctx)
+    results["workers"] = bench_workers(ctx)
+    if ctx.cfg.big:
+        results["big"] = bench_big(ctx, ctx.cfg.big_pets)
     return results
 
 
@@ -437,7 +563,8 @@ def print_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     )
     header = f"{'server':<24}{'req/s':>10}{'p99 ms':>10}{'vs Starlette':>14}{'vs FastAPI':>12}"
     for endpoint in ENDPOINTS:
-        print(f"\n{endpoint}" + (" (20 items)" if endpoint == "GET /v1/pets" else ""))
+        items = f" ({PAGE_ITEMS} items of {meta['seed_pets']:,})"
+        print(f"\n{endpoint}" + (items if endpoint == "GET /v1/pets" else ""))
         print(header + "  flags")
         print("-" * (len(header) + 7))
         for row in (r for r in rows if r["endpoint"] == endpoint):
@@ -479,6 +606,147 @@ def print_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
         )
     print(f"FastAPI peer list response vs ours: {meta['fastapi_shape']}")
     print(f"JSON: {RESULTS_PATH}")
+
+
+LIST = "GET /v1/pets"
+GET_ONE = "GET /v1/pets/{id}"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _line(label: str, figures: dict[str, Any], reference: float | None, width: int = 34) -> str:
+    return (
+        f"{label:<{width}}{figures['rps']:>10.1f}{_fmt(figures['p50_ms'], '.2f'):>9}"
+        f"{_fmt(figures['p99_ms'], '.2f'):>9}{_fmt(_ratio(figures['rps'], reference), '.3f'):>10}x"
+        f"  {' '.join(figures['flags'])}"
+    )
+
+
+def print_production(results: dict[str, Any], meta: dict[str, Any]) -> None:
+    """The repeated (cacheable) list, 1 vs 2 gunicorn workers, the list at scale."""
+    head = f"{'':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>11}  flags"
+    ceiling = results[STARLETTE][LIST]["rps"]
+    print("\nRepeated list, same URL (ours, validation on); ratio to the Starlette ceiling")
+    print(head)
+    print("-" * 80)
+    print(_line("no If-None-Match: 200 + body", results[OURS_ON][LIST], ceiling))
+    conditional = results.get("conditional")
+    if conditional:
+        print(_line("If-None-Match: 304, no body", conditional, ceiling))
+    else:
+        print("If-None-Match: not run (the list answers no ETag)")
+
+    workers = results["workers"]
+    print("\nWorkers: ours under gunicorn (make serve-prod), validation on; ratio to 1 worker")
+    print(head)
+    print("-" * 80)
+    for endpoint in READS:
+        one = workers["1"][endpoint]["rps"]
+        for count in WORKER_COUNTS:
+            name = f"{endpoint}, {count} worker" + ("s" if count > 1 else "")
+            print(_line(name, workers[str(count)][endpoint], one))
+
+    print("\nList at scale (ours, validation on, 1 worker); ratio of p50 to the one at 1,000")
+    small = results[OURS_ON][LIST]
+    print(f"{'':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p50 x':>11}  flags")
+    print("-" * 80)
+    big = results.get("big")
+    for name, figures in ((f"{meta['seed_pets']:,} pets", small), ("", big)):
+        if figures is None:
+            continue
+        p50 = _ratio(figures["p50_ms"], small["p50_ms"]) if figures["p50_ms"] else None
+        print(
+            (name or f"{figures['pets']:,} pets").ljust(34)
+            + f"{figures['rps']:>10.1f}{_fmt(figures['p50_ms'], '.2f'):>9}"
+            + f"{_fmt(figures['p99_ms'], '.2f'):>9}{_fmt(p50, '.3f'):>10}x"
+            + f"  {' '.join(figures['flags'])}"
+            + (f"  (seeded in {figures['seed_seconds']:.0f}s)" if name == "" else "")
+        )
+    if big is None:
+        print(f"{BIG_PETS:,} pets: not run (make bench BIG=1; seeding takes a few minutes)")
+
+
+def _target(
+    figure: str, value: float | None, unit: str, target: str, ok: bool | None, flagged: bool
+) -> dict[str, Any]:
+    verdict = "not run" if ok is None else ("met" if ok else "NOT met")
+    if flagged and ok is not None:
+        verdict += " (flagged run)"
+    return {"figure": figure, "value": value, "unit": unit, "target": target, "verdict": verdict}
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every figure issue 15 sets a target for, measured in this run."""
+    on, off = results[OURS_ON], results[OURS_OFF]
+    peer, ceiling = results[FASTAPI], results[STARLETTE]
+    out = []
+
+    def flagged(*runs: dict[str, Any] | None) -> bool:
+        return any(run is not None and run["flags"] for run in runs)
+
+    for endpoint, name in ((LIST, "list"), (GET_ONE, "get by id")):
+        ratio = _ratio(on[endpoint]["rps"], peer[endpoint]["rps"])
+        out.append(
+            _target(f"{name} vs FastAPI peer", ratio, "x", ">= 2.00x",
+                    None if ratio is None else ratio >= 2.0,
+                    flagged(on[endpoint], peer[endpoint]))
+        )  # fmt: skip
+    cached = results.get("conditional") or on[LIST]
+    how = "If-None-Match" if results.get("conditional") else "200"
+    ratio = _ratio(cached["rps"], ceiling[LIST]["rps"])
+    out.append(
+        _target(f"cached list ({how}) vs Starlette", ratio, "x", ">= 0.35x",
+                None if ratio is None else ratio >= 0.35, flagged(cached, ceiling[LIST]))
+    )  # fmt: skip
+    workers = results["workers"]
+    for endpoint, name in ((LIST, "list"), (GET_ONE, "get")):
+        one, two = workers["1"][endpoint], workers["2"][endpoint]
+        ratio = _ratio(two["rps"], one["rps"])
+        out.append(
+            _target(f"2 workers vs 1 ({name})", ratio, "x", ">= 1.70x",
+                    None if ratio is None else ratio >= 1.7, flagged(one, two))
+        )  # fmt: skip
+    for endpoint, name in ((LIST, "list"), (GET_ONE, "get")):
+        p99 = on[endpoint]["p99_ms"]
+        out.append(
+            _target(f"p99 {name}, 32 connections", p99, "ms", "<= 25 ms",
+                    None if p99 is None else p99 <= 25.0, flagged(on[endpoint]))
+        )  # fmt: skip
+    big = results.get("big")
+    ratio = _ratio(big["p50_ms"], on[LIST]["p50_ms"]) if big and big["p50_ms"] else None
+    pets = big["pets"] if big else BIG_PETS
+    out.append(
+        _target(f"list p50 at {pets:,} vs 1,000 pets", ratio, "x", "<= 1.50x",
+                None if ratio is None else ratio <= 1.5, flagged(big, on[LIST]))
+    )  # fmt: skip
+    for endpoint, name in ((LIST, "list"), (GET_ONE, "get")):
+        cost = 1 - on[endpoint]["rps"] / off[endpoint]["rps"] if off[endpoint]["rps"] else None
+        value = None if cost is None else round(100 * cost, 1)
+        out.append(
+            _target(f"validation cost ({name})", value, "%", "<= 15%",
+                    None if value is None else value <= 15.0, flagged(on[endpoint], off[endpoint]))
+        )  # fmt: skip
+    return out
+
+
+def print_targets(rows: list[dict[str, Any]]) -> None:
+    print("\nTargets (issue 15): this run's figures")
+    print(f"{'figure':<38}{'measured':>10}  {'target':<10}  verdict")
+    print("-" * 80)
+    for row in rows:
+        value = row["value"]
+        if value is None:
+            shown = "-"
+        elif row["unit"] == "x":
+            shown = f"{value:.2f}x"
+        elif row["unit"] == "ms":
+            shown = f"{value:.1f} ms"
+        else:
+            shown = f"{value:.1f}%"
+        print(f"{row['figure']:<38}{shown:>10}  {row['target']:<10}  {row['verdict']}")
+    print("(a negative validation cost is noise: the run with validators was the faster one)")
 
 
 def write_json(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
@@ -529,9 +797,17 @@ def main() -> int:
         "cpu_busy_after": cpu_busy_fraction(),
     }
     results.pop("graphql")
+    goals = targets(results)
+    meta["conditional"] = results.get("conditional")
+    meta["workers"] = results["workers"]
+    meta["big"] = results.get("big")
+    meta["targets"] = goals
+    meta["cpu_busy_after"] = cpu_busy_fraction()
     rows = build_rows(results)
     write_json(rows, meta)
     print_table(rows, meta)
+    print_production(results, meta)
+    print_targets(goals)
     if os.environ.get("BENCH_CHAT", "1") != "0":  # chat streams (bench/chat.py); BENCH_CHAT=0 skips
         from bench import chat
 
