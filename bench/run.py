@@ -746,7 +746,8 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
         else:
             shown = f"{value:.1f}%"
         print(f"{row['figure']:<38}{shown:>10}  {row['target']:<10}  {row['verdict']}")
-    print("(a negative validation cost is noise: the run with validators was the faster one)")
+    if any(r["unit"] == "%" and r["value"] is not None and r["value"] < 0 for r in rows):
+        print("(a negative validation cost is noise: the run with validators was the faster one)")
 
 
 def write_json(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
