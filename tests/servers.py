@@ -91,8 +91,8 @@ def gunicorn_process(
         )  # fmt: skip
     origin = f"http://127.0.0.1:{port}"
     try:
-        wait_up(origin + "/healthz", proc, timeout=60)
-        deadline = time.monotonic() + 60  # every worker booted (the first may answer alone)
+        wait_up(origin + "/healthz", proc)
+        deadline = time.monotonic() + 90  # every worker booted (the first may answer alone)
         while len(child_pids(proc.pid)) < workers and time.monotonic() < deadline:
             time.sleep(0.1)
         yield origin, proc
