@@ -314,8 +314,9 @@ def _configured_keys(env: dict[str, str]) -> tuple[str | None, str]:
 
 
 def _workers(env: dict[str, str]) -> int:
-    """How many worker processes serve this app: PETSTORE_WORKERS (``make serve-prod`` sets it
-    from WORKERS), else WEB_CONCURRENCY (gunicorn's and uvicorn's convention), else 1."""
+    """How many worker processes serve this app: PETSTORE_WORKERS (under gunicorn,
+    gunicorn.conf.py sets it to the real worker count), else WEB_CONCURRENCY (gunicorn's and
+    uvicorn's convention), else 1."""
     raw = env.get("PETSTORE_WORKERS") or env.get("WEB_CONCURRENCY") or "1"
     try:
         return max(1, int(raw))

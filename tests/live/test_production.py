@@ -75,6 +75,9 @@ def test_sigterm_lets_a_request_and_a_chat_stream_finish(tmp_path: Path) -> None
     with gunicorn_process(env, tmp_path / "gunicorn.log", workers=2) as (origin, master):
         live = Live(origin + "/v1")
         port = int(origin.rsplit(":", 1)[1])
+        # gunicorn.conf.py told the app how many workers serve it (here without Redis: a warning)
+        warnings = httpx.get(origin + "/readyz", timeout=30).json()["warnings"]
+        assert any("2 workers without REDIS_URL" in w for w in warnings), warnings
         whole = httpx.post(
             f"{live.base}/chat/completions",
             json=CHAT,

@@ -5,7 +5,9 @@ itself is built and run by tests/live/test_docker_image.py where a docker engine
 
 from __future__ import annotations
 
+import os
 import re
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,17 @@ def test_compose_takes_every_secret_from_the_environment() -> None:
         for key, value in (service.get("environment") or {}).items():
             if SECRET_NAME.search(key):
                 assert re.fullmatch(r"\$\{[A-Z_]+(:[?-][^}]*)?\}", str(value)), (name, key)
+
+
+def test_gunicorn_runs_one_worker_per_cpu_unless_told(monkeypatch: Any) -> None:
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("PETSTORE_GRACEFUL_TIMEOUT", raising=False)
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert conf["workers"] == len(os.sched_getaffinity(0))
+    assert conf["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert conf["wsgi_app"] == "app:app_from_env()"
+    assert conf["graceful_timeout"] == 25
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("PETSTORE_GRACEFUL_TIMEOUT", "40")
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert (conf["workers"], conf["graceful_timeout"]) == (3, 40)
