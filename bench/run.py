@@ -733,7 +733,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def print_targets(rows: list[dict[str, Any]]) -> None:
     print("\nTargets (issue 15): this run's figures")
-    print(f"{'figure':<38}{'measured':>10}  {'target':<10}  verdict")
+    print(f"{'figure':<42}{'measured':>10}  {'target':<10}  verdict")
     print("-" * 80)
     for row in rows:
         value = row["value"]
@@ -745,7 +745,7 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
             shown = f"{value:.1f} ms"
         else:
             shown = f"{value:.1f}%"
-        print(f"{row['figure']:<38}{shown:>10}  {row['target']:<10}  {row['verdict']}")
+        print(f"{row['figure']:<42}{shown:>10}  {row['target']:<10}  {row['verdict']}")
     if any(r["unit"] == "%" and r["value"] is not None and r["value"] < 0 for r in rows):
         print("(a negative validation cost is noise: the run with validators was the faster one)")
 
