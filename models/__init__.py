@@ -5,7 +5,7 @@ from models.base import Base, TenantScoped
 from models.idempotency import IdempotencyRecord
 from models.order import ACTIVE_ORDER_STATUSES, Order
 from models.payment import Payment
-from models.pet import Pet
+from models.pet import Pet, PetCount
 from models.revoked_token import RevokedToken
 from models.user import User
 from models.webhook import (
@@ -24,6 +24,7 @@ __all__ = [
     "Order",
     "Payment",
     "Pet",
+    "PetCount",
     "RevokedToken",
     "TenantScoped",
     "User",

@@ -31,7 +31,12 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
-from models.tenancy import ALL_TENANTS, TenantSession, install_tenant_filter
+from models.tenancy import (
+    ALL_TENANTS,
+    TenantMissingError,
+    TenantSession,
+    install_tenant_filter,
+)
 from settings import make_private_dir
 
 T = TypeVar("T")
@@ -163,6 +168,7 @@ class Database:
             )
             self._read_limiter = self._write_limiter = anyio.CapacityLimiter(pool_size)
         self._engines = {reader, writer}
+        self._reader = reader
         self.engine = writer
         install_tenant_filter()
         self._readers = sessionmaker(reader, class_=TenantSession, expire_on_commit=False)
@@ -198,6 +204,22 @@ class Database:
         """Run ``fn(session)`` as one unit of work in a worker thread (one hop)."""
         limiter = self._write_limiter if write else self._read_limiter
         return await anyio.to_thread.run_sync(self.unit_of_work, tenant, fn, write, limiter=limiter)
+
+    def read_unit(self, tenant: object, fn: Callable[[Connection, str], T]) -> T:
+        """Synchronous: ``fn(connection, tenant)`` on a reader connection, no ORM session (no
+        identity map, no tenant event): for the hot reads, whose Core statements bind the
+        tenant themselves. Fails closed like a session without a tenant."""
+        if not isinstance(tenant, str):
+            raise TenantMissingError("a read needs one tenant")
+        with self._reader.connect() as conn:
+            return fn(conn, tenant)
+
+    async def read(self, tenant: str, fn: Callable[[Connection, str], T]) -> T:
+        """Run ``fn(connection, tenant)`` as one read unit in a worker thread (one hop), the
+        lean path of the hot reads (services.catalogue.reads)."""
+        return await anyio.to_thread.run_sync(
+            self.read_unit, tenant, fn, limiter=self._read_limiter
+        )
 
     async def run_system(self, fn: Callable[[Session], T], *, write: bool = False) -> T:
         """A unit of work across all tenants, for system jobs only (the webhook worker)."""

@@ -28,6 +28,8 @@ class Order(TenantScoped, Base):
             sqlite_where=text(_ACTIVE),
             postgresql_where=text(_ACTIVE),
         ),
+        # My Orders: one user's orders of a tenant, newest first (migration 0015).
+        Index("ix_orders_tenant_user_created", "tenant_id", "user_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid7)

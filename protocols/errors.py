@@ -17,6 +17,7 @@ from services.shared.errors import (
     ImageMissing,
     ImageRejected,
     ImageTooLarge,
+    InvalidCursor,
     InvalidInput,
     NotFound,
     Overloaded,
@@ -51,6 +52,7 @@ def _row(http: int, problem: str, graphql: str, grpc: str, jsonrpc: int) -> Erro
 
 ERRORS: dict[type[DomainError], ErrorCodes] = {
     InvalidInput: _row(422, "validation-error", "BAD_USER_INPUT", "INVALID_ARGUMENT", -32602),
+    InvalidCursor: _row(400, "validation-error", "BAD_USER_INPUT", "INVALID_ARGUMENT", -32602),
     ImageMissing: _row(400, "validation-error", "BAD_USER_INPUT", "INVALID_ARGUMENT", -32602),
     AuthenticationFailed: _row(
         401, "invalid-credentials", "UNAUTHENTICATED", "UNAUTHENTICATED", -32001

@@ -41,7 +41,7 @@ def collection_links(
 
     def link(number: int) -> str:
         query = {
-            k: _query_value(v)
+            k: query_value(v)
             for k, v in params.items()
             if v is not None and v != [] and k not in ("page", "limit")
         }
@@ -56,10 +56,10 @@ def collection_links(
     return links
 
 
-def _query_value(value: Any) -> Any:
+def query_value(value: Any) -> Any:
     """As the value is written in a query string (booleans as true/false, lists repeated)."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, list | tuple):
-        return [_query_value(v) for v in value]
+        return [query_value(v) for v in value]
     return value

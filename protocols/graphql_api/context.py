@@ -8,8 +8,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from models import Pet
 from protocols.graphql_api.loaders import BatchLoader
+from services.catalogue.reads import PetRecord
 from services.orders.orders import OrderAccess
 from services.shared.errors import DomainError
 from services.shared.principal import Principal
@@ -26,7 +26,7 @@ class Context:
     container: Container
     caller: Principal | DomainError
     api_base: str
-    pets: BatchLoader[uuid.UUID, Pet] = field(init=False)
+    pets: BatchLoader[uuid.UUID, PetRecord] = field(init=False)
 
     def __post_init__(self) -> None:
         self.pets = BatchLoader(self._fetch_pets)
@@ -42,7 +42,7 @@ class Context:
     def order_access(self) -> OrderAccess:
         return OrderAccess(self.principal, self.request.headers.get("x-order-token"))
 
-    async def _fetch_pets(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Pet]:
+    async def _fetch_pets(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, PetRecord]:
         return await self.container.pets.get_many(self.principal, ids)
 
 

@@ -13,10 +13,10 @@ import dataclasses
 import uuid
 from collections.abc import Hashable
 
-from models import Pet
 from models.database import Database
 from services.catalogue.inventory import Inventory, InventoryService
 from services.catalogue.pets import PetFiles, PetQuery, PetService
+from services.catalogue.reads import PetRecord
 from services.shared.pagination import Page
 from services.shared.principal import Principal, require_scope
 from services.shared.readcache import ReadCache
@@ -58,7 +58,7 @@ class CachedPetService(PetService):
 
     async def list(
         self, principal: Principal, query: PetQuery, *, at: str | None = FETCH
-    ) -> Page[Pet]:
+    ) -> Page[PetRecord]:
         version = await self._version(principal, at)
         return await self.cache.get_or_load(
             principal.tenant,
@@ -67,7 +67,9 @@ class CachedPetService(PetService):
             lambda: super(CachedPetService, self).list(principal, query),
         )
 
-    async def get(self, principal: Principal, pet_id: uuid.UUID, *, at: str | None = FETCH) -> Pet:
+    async def get(
+        self, principal: Principal, pet_id: uuid.UUID, *, at: str | None = FETCH
+    ) -> PetRecord:
         version = await self._version(principal, at)
         return await self.cache.get_or_load(
             principal.tenant,

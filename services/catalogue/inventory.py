@@ -1,18 +1,19 @@
 """Store inventory: live counts of the tenant's pets by adoption status and species.
 
 Rule: any authenticated caller with ``read:pets`` may read their tenant's inventory (checked by
-the protocol's scope rules); counts are computed from the rows, never stored."""
+the protocol's scope rules); counts are read from ``pet_counts``, which database triggers keep
+exact in the transaction of every pet write (migration 0015): a few rows, whatever the size of
+the catalogue."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
-from models import Pet
 from models.database import Database
 from models.enums import PetStatus, Species
+from services.catalogue import reads
 from services.shared.pagination import Page, PageRequest
 from services.shared.principal import Principal, require_scope
 
@@ -35,10 +36,8 @@ class Inventory:
     by_species: dict[str, Counts]
 
 
-def _count(session: Session) -> Inventory:
-    rows = session.execute(
-        select(Pet.species, Pet.status, func.count()).group_by(Pet.species, Pet.status)
-    ).all()
+def _count(conn: Connection, tenant: str) -> Inventory:
+    rows = reads.inventory_counts(conn, tenant)
     overall = Counts()
     by_species = {species: Counts() for species in SPECIES}
     for species, status, count in rows:
@@ -49,7 +48,7 @@ def _count(session: Session) -> Inventory:
 
 async def get_inventory(db: Database, tenant: str) -> Inventory:
     """Counts for the whole catalogue of one tenant, with every species present (zeros too)."""
-    return await db.run(tenant, _count)
+    return await db.read(tenant, _count)
 
 
 async def list_inventories(

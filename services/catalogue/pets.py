@@ -11,32 +11,27 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import exists, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from models import ACTIVE_ORDER_STATUSES, Order, Pet
 from models.base import utcnow
 from models.database import Database
 from models.enums import Currency, Gender, PetSize, PetStatus, Species
+from services.catalogue import reads
+from services.catalogue.reads import Keyset, PetRecord
 from services.shared.errors import (
     AuthenticationFailed,
     Conflict,
     Forbidden,
+    InvalidCursor,
     NotFound,
     PreconditionFailed,
 )
 from services.shared.pagination import DEFAULT_LIMIT, DEFAULT_PAGE, Page, PageRequest
 from services.shared.principal import Principal
 from services.shared.rules import Rules
-
-SORT_COLUMNS = {
-    "name": Pet.name,
-    "ageMonths": Pet.age_months,
-    "price": Pet.price,
-    "createdAt": Pet.created_at,
-    "updatedAt": Pet.updated_at,
-}
-
 
 MEDICAL_FLAGS = ("spayedNeutered", "vaccinated", "microchipped", "specialNeeds")
 
@@ -109,6 +104,8 @@ class PetQuery:
     name: str | None = None
     sort: str = "createdAt"
     descending: bool = True
+    after: Keyset | None = None
+    """Keyset pagination: start after this row (a cursor); ``page`` is then the cursor's."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -133,9 +130,12 @@ class PetQuery:
         low, high = self.min_price, self.max_price
         if prices and low is not None and high is not None and Decimal(low) > Decimal(high):
             rules.fail("minPrice", "must not be greater than maxPrice", "range")
-        if self.sort not in SORT_COLUMNS:
+        if self.sort not in reads.SORT_KEYS:
             rules.fail("sort", f"unknown sort field {self.sort!r}", "enum")
         rules.done()
+        after = self.after
+        if after is not None and (after.sort, after.descending) != (self.sort, self.descending):
+            raise InvalidCursor("the cursor was made for another sort; drop it or the sort")
         for name in ("min_price", "max_price"):
             if isinstance(getattr(self, name), str):
                 _set(self, name, Decimal(getattr(self, name)))
@@ -152,52 +152,31 @@ def require_writer(principal: Principal) -> None:
         raise Forbidden("Managing pets requires the write:pets scope (shelter staff).")
 
 
-def _filters(query: PetQuery) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    for column, values in (
-        (Pet.species, query.species),
-        (Pet.status, query.status),
-        (Pet.size, query.size),
-        (Pet.gender, query.gender),
-    ):
-        if values:
-            conditions.append(column.in_(values))
-    if query.good_with_kids is not None:
-        conditions.append(Pet.good_with_kids.is_(query.good_with_kids))
-    if query.good_with_pets is not None:
-        conditions.append(Pet.good_with_pets.is_(query.good_with_pets))
-    if query.min_age is not None:
-        conditions.append(Pet.age_months >= query.min_age)
-    if query.max_age is not None:
-        conditions.append(Pet.age_months <= query.max_age)
-    if query.min_price is not None:
-        conditions.append(Pet.price >= query.min_price)
-    if query.max_price is not None:
-        conditions.append(Pet.price <= query.max_price)
-    if query.name:
-        conditions.append(func.lower(Pet.name).contains(query.name.lower(), autoescape=True))
-    return conditions
+async def list_pets(db: Database, tenant: str, query: PetQuery) -> Page[PetRecord]:
+    """Filtered, sorted pets of one tenant (the query validated itself), by page (OFFSET) or
+    after a keyset position (``query.after``); the page says where the next one starts. One
+    read unit on the lean path (services.catalogue.reads); the total from ``pet_counts`` when
+    the filters are only species and status."""
+    values = reads.filter_values(query)
+    after, limit = query.after, query.limit
+    page = query.page if after is None else after.page
+    offset = query.paging.offset if after is None else 0
 
-
-async def list_pets(db: Database, tenant: str, query: PetQuery) -> Page[Pet]:
-    """Filtered, sorted, paginated pets of one tenant (the query validated itself)."""
-    paging = query.paging
-    conditions = _filters(query)
-    column = SORT_COLUMNS[query.sort]
-    order = (column.desc(), Pet.id.desc()) if query.descending else (column.asc(), Pet.id.asc())
-
-    def work(session: Session) -> Page[Pet]:
-        total = session.scalar(select(func.count()).select_from(Pet).where(*conditions))
-        rows = session.scalars(
-            select(Pet)
-            .where(*conditions)
-            .order_by(*order)
-            .offset(paging.offset)
-            .limit(paging.limit)
+    def work(conn: Connection, tenant: str) -> Page[PetRecord]:
+        rows = reads.list_pets(
+            conn, tenant, values, query.sort, query.descending, offset, limit + 1, after
         )
-        return paging.of_rows(list(rows), total or 0)
+        total = reads.count_pets(conn, tenant, values)
+        following = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            following = reads.Keyset(
+                query.sort, query.descending, last.sort_value(query.sort), last.id, page + 1
+            )
+        return Page(rows, max(total, (page - 1) * limit + len(rows)), page, limit, following)
 
-    return await db.run(tenant, work)
+    return await db.read(tenant, work)
 
 
 def _has_active_order(session: Session, pet_id: uuid.UUID) -> bool:
@@ -212,9 +191,12 @@ def load_pet(session: Session, pet_id: uuid.UUID, *, lock: bool = False) -> Pet:
     return pet
 
 
-async def get_pet(db: Database, tenant: str, pet_id: uuid.UUID) -> Pet:
-    """Raises NotFound."""
-    return await db.run(tenant, lambda session: load_pet(session, pet_id))
+async def get_pet(db: Database, tenant: str, pet_id: uuid.UUID) -> PetRecord:
+    """Raises NotFound. A read unit on the lean path (services.catalogue.reads)."""
+    pet = await db.read(tenant, lambda conn, tenant: reads.get_pet(conn, tenant, pet_id))
+    if pet is None:
+        raise NotFound("pet", pet_id)
+    return pet
 
 
 def _apply(pet: Pet, data: PetData) -> None:
@@ -314,10 +296,10 @@ class PetService:
         self.db = db
         self.files = files
 
-    async def list(self, principal: Principal, query: PetQuery) -> Page[Pet]:
+    async def list(self, principal: Principal, query: PetQuery) -> Page[PetRecord]:
         return await list_pets(self.db, principal.tenant, query)
 
-    async def get(self, principal: Principal, pet_id: uuid.UUID) -> Pet:
+    async def get(self, principal: Principal, pet_id: uuid.UUID) -> PetRecord:
         return await get_pet(self.db, principal.tenant, pet_id)
 
     async def create(self, principal: Principal, data: PetData) -> Pet:
@@ -337,19 +319,16 @@ class PetService:
 
     async def get_many(
         self, principal: Principal, pet_ids: Collection[uuid.UUID]
-    ) -> dict[uuid.UUID, Pet]:
+    ) -> dict[uuid.UUID, PetRecord]:
         """Pets by id, one statement for all (e.g. the pets of a page of orders)."""
         return await get_pets(self.db, principal.tenant, pet_ids)
 
 
 async def get_pets(
     db: Database, tenant: str, pet_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, Pet]:
+) -> dict[uuid.UUID, PetRecord]:
     """Many pets of one tenant by id in one statement (batch loading); missing ids are absent."""
     if not pet_ids:
         return {}
-
-    def work(session: Session) -> dict[uuid.UUID, Pet]:
-        return {p.id: p for p in session.scalars(select(Pet).where(Pet.id.in_(set(pet_ids))))}
-
-    return await db.run(tenant, work)
+    ids = list(set(pet_ids))
+    return await db.read(tenant, lambda conn, tenant: reads.get_pets(conn, tenant, ids))

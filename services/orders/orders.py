@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,7 @@ from models import Order, Payment, Pet
 from models.base import utcnow
 from models.database import Database
 from models.enums import ChangedBy, OrderStatus, PaymentStatus, PetStatus
+from services.orders import reads
 from services.shared import audit, events
 from services.shared.audit import AuditAction, AuditEntity
 from services.shared.errors import (
@@ -377,8 +379,22 @@ async def create_order(
 
 
 async def get_order(db: Database, access: OrderAccess, order_id: uuid.UUID) -> OrderView:
-    """Raises NotFound for a missing order and for someone else's. (A write unit: reading may
-    end an expired hold.)"""
+    """Raises NotFound for a missing order and for someone else's. A read unit on the lean
+    path (services.orders.reads); an unpaid order past its hold goes on to a write unit, which
+    ends the hold as it reads it."""
+
+    def peek(conn: Connection, tenant: str) -> OrderView | None:
+        order = reads.get_order(conn, tenant, order_id)
+        if order is None or not _may_see(order, access):
+            raise NotFound("order", order_id)
+        due = order.expires_at is not None and order.expires_at <= utcnow()
+        if order.status == PLACED and due:
+            return None  # the hold is over: the write unit below ends it
+        return OrderView(order, reads.settled_payment(conn, tenant, order_id))
+
+    view = await db.read(access.principal.tenant, peek)
+    if view is not None:
+        return view
 
     def work(session: Session) -> OrderView:
         order = load_visible(session, access, order_id)

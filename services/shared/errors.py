@@ -82,6 +82,15 @@ class InvalidInput(DomainError):
         self.errors = errors
 
 
+class InvalidCursor(InvalidInput):
+    """A pagination cursor that is not one this server issued for this query (malformed,
+    forged, or made for another sort), or a cursor given together with ``page``: a 400 naming
+    ``cursor``, never a 500."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([FieldError("cursor", message, "invalid_cursor")])
+
+
 @dataclass
 class TooManyAttempts(DomainError):
     retry_after: int

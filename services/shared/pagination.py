@@ -56,6 +56,9 @@ class Page(Generic[T]):
     total: int
     page: int
     limit: int
+    after: object | None = None
+    """Where the next page starts, for lists that offer keyset cursors (the catalogue's
+    ``Keyset``); None when there is no next page or the list offers none."""
 
     @property
     def total_pages(self) -> int:
