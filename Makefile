@@ -48,13 +48,13 @@ lint: install-test ## ruff, mypy, import-linter, spec validation, Spectral and R
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
-	$(BIN)/openapi-spec-validator spec/openapi.yaml spec/admin.yaml
+	$(BIN)/openapi-spec-validator spec/openapi.yaml spec/admin.yaml spec/oauth.yaml
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --no-install openapi-typescript \
 	  spec/openapi.yaml --redocly spec/clients/redocly.yaml -o build/sdk/typescript/schema.d.ts --silent
 	npx --no-install tsc -p spec/clients/tsconfig.json
-	npx --no-install spectral lint spec/openapi.yaml spec/admin.yaml --fail-severity warn
+	npx --no-install spectral lint spec/openapi.yaml spec/admin.yaml spec/oauth.yaml --fail-severity warn
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
-	  npx --no-install redocly lint spec/openapi.yaml spec/admin.yaml --format=stylish
+	  npx --no-install redocly lint spec/openapi.yaml spec/admin.yaml spec/oauth.yaml --format=stylish
 
 unit: install-test ## Unit and integration tests (pytest)
 	$(BIN)/pytest

@@ -31,9 +31,12 @@ class TokenService:
         tenant: str,
         scopes: frozenset[str] | None = None,
         version: int = 0,
+        client_id: str = "petstore-api",
     ) -> IssuedToken:
         """A token for the role's scopes, or for ``scopes`` of them only (a narrower token),
-        under the account's current token ``version`` (models.User.token_version)."""
+        under the account's current token ``version`` (models.User.token_version), for
+        ``client_id`` (RFC 9068: the OAuth client it was issued to; the API's own login is
+        ``petstore-api``)."""
         now = int(time.time())
         jti = uuid.uuid4().hex
         allowed = ROLE_SCOPES.get(role, frozenset())
@@ -49,6 +52,7 @@ class TokenService:
             "exp": now + self._ttl,
             "jti": jti,
             "ver": version,
+            "client_id": client_id,
         }
         token = jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"typ": "at+jwt"})
         return IssuedToken(

@@ -16,6 +16,7 @@ from services.catalogue.inventory import InventoryService
 from services.catalogue.pets import PetService
 from services.chat import ChatService
 from services.media.images import ImageService
+from services.oauth.service import OAuthService
 from services.orders.processor import PaymentProcessor
 from services.orders.service import OrderService
 from services.shared.ratelimit import RateLimiter
@@ -45,6 +46,7 @@ class Container:
     chat: ChatService
     images: ImageService
     admin: AdminService
+    oauth: OAuthService
     upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured
 
     async def close(self) -> None:
