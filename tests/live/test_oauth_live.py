@@ -7,6 +7,7 @@ its operation)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -25,8 +26,9 @@ from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import create_engine, text
 
+from models.database import sync_url
 from services.oauth.clients import digest
-from settings import ROOT
+from settings import ROOT, normalize_database_url
 from tests.live.conftest import Live, server_env
 from tests.servers import uvicorn_process
 from tests.spec.recorder import Observation, check
@@ -42,7 +44,7 @@ class OAuthLive:
         self.origin = origin
         self.api = Live(origin + "/v1")
         self.seen: set[Observation] = set()
-        self.db = create_engine(f"sqlite:///{var}/live.db")
+        self.db = create_engine(sync_url(env["DATABASE_URL"]))
 
     def record(self, response: httpx.Response) -> None:
         path = response.request.url.path
@@ -93,10 +95,21 @@ class OAuthLive:
             conn.execute(text(statement), params)
 
 
+def self_time(live: OAuthLive, moment: datetime) -> datetime:
+    """A time as the database's column takes it (SQLite: naive UTC text)."""
+    return moment.replace(tzinfo=None) if live.db.dialect.name == "sqlite" else moment
+
+
+def database_env() -> dict[str, str]:
+    """On the PostgreSQL run (DATABASE_URL set), the live server uses that database too."""
+    url = normalize_database_url(os.environ.get("DATABASE_URL") or "")
+    return {"DATABASE_URL": url} if url.startswith("postgresql") else {}
+
+
 @pytest.fixture(scope="module")
 def live_oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthLive]:
     var = tmp_path_factory.mktemp("oauth")
-    env = server_env(var, PETSTORE_OAUTH_RATE_LIMIT="0")
+    env = server_env(var, PETSTORE_OAUTH_RATE_LIMIT="0", **database_env())
     with uvicorn_process("app:app_from_env", env, var / "server.log") as (origin, _):
         server = OAuthLive(origin, var, env)
         yield server
@@ -347,7 +360,7 @@ def test_expired_code(live_oauth: OAuthLive) -> None:
     past = datetime.now(UTC) - timedelta(seconds=1)
     live_oauth.sql(
         "UPDATE oauth_codes SET expires_at = :t WHERE code_hash = :h",
-        t=past.replace(tzinfo=None), h=digest(code),
+        t=self_time(live_oauth, past), h=digest(code),
     )  # fmt: skip
     status, body = token_error(
         live_oauth, grant_type="authorization_code", code=code, redirect_uri=REDIRECT,
@@ -678,7 +691,7 @@ def test_device_denied_and_expired(live_oauth: OAuthLive) -> None:
     expired = start_device(live_oauth, client_id)
     live_oauth.sql(
         "UPDATE oauth_device_codes SET expires_at = :t WHERE device_code_hash = :h",
-        t=(datetime.now(UTC) - timedelta(seconds=1)).replace(tzinfo=None),
+        t=self_time(live_oauth, datetime.now(UTC) - timedelta(seconds=1)),
         h=digest(expired["device_code"]),
     )
     r = poll(live_oauth, client_id, expired["device_code"])
@@ -802,3 +815,49 @@ def test_introspection_needs_a_confidential_client(live_oauth: OAuthLive) -> Non
     auth = confidential(live_oauth)
     assert introspect(live_oauth, auth, "garbage") == {"active": False}
     assert introspect(live_oauth, auth, live_oauth.api.token)["active"] is True  # a login token
+
+
+def test_changes_are_audited(live_oauth: OAuthLive) -> None:
+    client_id = live_oauth.client_id()
+    username, user_id = live_oauth.user()
+    first = tokens_for(live_oauth, client_id, username)
+    client = live_oauth.oauth_client(client_id)
+    client.refresh_token(f"{live_oauth.origin}/oauth/token", refresh_token=first["refresh_token"])
+    token_error(live_oauth, grant_type="refresh_token", refresh_token=first["refresh_token"],
+                client_id=client_id)  # fmt: skip
+    with live_oauth.db.begin() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT action, entity_id, after FROM audit_logs "
+                "WHERE entity_id = :id OR CAST(after AS TEXT) LIKE :c"
+            ),
+            {"id": client_id, "c": f"%{client_id}%"},
+        ).all()
+    actions = [row[0] for row in rows]
+    assert actions.count("OAUTH_CLIENT_REGISTERED") == 1
+    assert actions.count("TOKEN_ISSUED") == 2  # the code's tokens and the rotation's
+    assert actions.count("OAUTH_REFRESH_FAMILY_REVOKED") == 1
+    issued = [row for row in rows if row[0] == "TOKEN_ISSUED"]
+    assert all(user_id in str(row[2]) for row in issued)
+    assert all(first["refresh_token"] not in str(row[2]) for row in rows)  # no secret stored
+
+
+def test_token_requests_and_registrations_are_budgeted(tmp_path: Path) -> None:
+    env = server_env(
+        tmp_path,
+        PETSTORE_OAUTH_RATE_LIMIT="2",
+        PETSTORE_REGISTER_RATE_LIMIT="1",
+        **database_env(),
+    )
+    with uvicorn_process("app:app_from_env", env, tmp_path / "server.log") as (origin, _):
+        answers = [
+            httpx.post(f"{origin}/oauth/token", data={"grant_type": "refresh_token"})
+            for _ in range(3)
+        ]
+        assert [a.status_code for a in answers] == [401, 401, 429]  # no client: invalid_client
+        assert answers[2].json()["error"] == "too_many_requests"
+        assert int(answers[2].headers["retry-after"]) > 0
+        registrations = [httpx.post(f"{origin}/oauth/register", json={}) for _ in range(2)]
+        assert [r.status_code for r in registrations] == [401, 429]
+        # the metadata is not a budgeted action (only the general budget, off here)
+        assert httpx.get(f"{origin}/.well-known/oauth-authorization-server").status_code == 200
