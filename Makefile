@@ -22,6 +22,7 @@ $(VENV)/.installed: setup.cfg constraints.txt | $(BIN)/python
 $(VENV)/.installed-test: setup.cfg constraints.txt package.json $(VENV)/.installed
 	$(PIP) -e '.[test,bench]'
 	npm install --no-audit --no-fund --loglevel=error
+	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || apt-get install -y chromium chromium-driver
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the server
