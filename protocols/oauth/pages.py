@@ -40,6 +40,7 @@ from services.shared.errors import AuthenticationFailed, DomainError, Forbidden,
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 CSRF_FIELD = "csrf_token"
+FORM_LIMIT = 64 * 1024  # the pages' and endpoints' forms are small; tighter than the guard's 1 MiB
 INSUFFICIENT = 'Bearer realm="petstore", error="insufficient_scope", scope="admin"'
 
 
@@ -167,7 +168,7 @@ def create_flask_app(secret: str) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_PATH="/oauth",
-        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_CONTENT_LENGTH=FORM_LIMIT,
         OAUTH2_SCOPES_SUPPORTED=list(OAUTH_SCOPES),
     )
     server = build_server(app)
@@ -330,6 +331,20 @@ def create_flask_app(secret: str) -> Flask:
         response = jsonify(answer)
         response.status_code = 201
         response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(413)
+    def too_large(_error: Exception) -> Response:
+        """Flask's own form limit (MAX_CONTENT_LENGTH), as the guard answers its own."""
+        body = {
+            "type": "about:blank",
+            "title": "Payload Too Large",
+            "status": 413,
+            "detail": f"The request body exceeds the limit of {FORM_LIMIT} bytes.",
+        }
+        response = jsonify(body)
+        response.status_code = 413
+        response.mimetype = "application/problem+json"
         return response
 
     @app.get(METADATA_PATH)

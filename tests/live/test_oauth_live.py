@@ -861,3 +861,10 @@ def test_token_requests_and_registrations_are_budgeted(tmp_path: Path) -> None:
         assert [r.status_code for r in registrations] == [401, 429]
         # the metadata is not a budgeted action (only the general budget, off here)
         assert httpx.get(f"{origin}/.well-known/oauth-authorization-server").status_code == 200
+
+
+def test_oversized_form_is_413_problem(live_oauth: OAuthLive) -> None:
+    with live_oauth.http() as c:
+        r = c.post(f"{live_oauth.origin}/oauth/token", data={"grant_type": "x" * 70_000})
+    assert r.status_code == 413
+    assert r.headers["content-type"].startswith("application/problem+json")
