@@ -22,6 +22,7 @@ $(VENV)/.installed: setup.cfg constraints.txt | $(BIN)/python
 $(VENV)/.installed-test: setup.cfg constraints.txt package.json $(VENV)/.installed
 	$(PIP) -e '.[test,bench]'
 	npm install --no-audit --no-fund --loglevel=error
+	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || apt-get install -y chromium chromium-driver
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the server
@@ -51,13 +52,13 @@ lint: install-test ## ruff, mypy, import-linter, spec validation, Spectral and R
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
-	$(BIN)/openapi-spec-validator spec/openapi.yaml spec/admin.yaml
+	$(BIN)/openapi-spec-validator spec/openapi.yaml spec/admin.yaml spec/oauth.yaml
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --no-install openapi-typescript \
 	  spec/openapi.yaml --redocly spec/clients/redocly.yaml -o build/sdk/typescript/schema.d.ts --silent
 	npx --no-install tsc -p spec/clients/tsconfig.json
-	npx --no-install spectral lint spec/openapi.yaml spec/admin.yaml --fail-severity warn
+	npx --no-install spectral lint spec/openapi.yaml spec/admin.yaml spec/oauth.yaml --fail-severity warn
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
-	  npx --no-install redocly lint spec/openapi.yaml spec/admin.yaml --format=stylish
+	  npx --no-install redocly lint spec/openapi.yaml spec/admin.yaml spec/oauth.yaml --format=stylish
 
 unit: install-test ## Unit and integration tests (pytest)
 	$(BIN)/pytest

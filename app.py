@@ -45,6 +45,13 @@ from models import Pet
 from models.base import SHARED_POOL
 from models.database import Database
 from protocols.graphql_api import GRAPHQL_PATH, GraphQLMiddleware
+from protocols.oauth.asgi import (
+    DEVICE_BUDGET,
+    LOGIN_BUDGET,
+    REGISTER_BUDGET,
+    TOKEN_BUDGET,
+    OAuthMiddleware,
+)
 from services.accounts import passwords
 from services.accounts.roles import RoleLookup
 from services.accounts.users import UserService, ensure_admin, purge_revoked_tokens
@@ -53,6 +60,7 @@ from services.catalogue.cached import CachedInventoryService, CachedPetService
 from services.chat import ChatService, KnowledgeBase
 from services.media.images import ImageService
 from services.media.imaging import ImageLimits
+from services.oauth.service import OAuthPolicy, OAuthService
 from services.orders.service import ORDER_BUDGET, OrderService
 from services.shared import idempotency
 from services.shared.ratelimit import RateLimiter
@@ -240,6 +248,18 @@ def build_container(settings: Settings) -> Container:
             settings.jwt_secret.encode(), b"petstore guest clients v1", hashlib.sha256
         ).digest(),
     )
+    users = UserService(
+        db,
+        FailureThrottle(
+            counters,
+            settings.login_max_failures,
+            settings.login_window_seconds,
+            backoff_max=settings.login_backoff_max_seconds,
+        ),
+        roles,
+        tokens,
+    )
+    oauth_budget = settings.oauth_rate_limit_per_minute
     return Container(
         settings=settings,
         db=db,
@@ -253,6 +273,10 @@ def build_container(settings: Settings) -> Container:
                 CHAT_PATH: settings.chat_rate_limit_per_minute,
                 LOGIN_PATH: settings.login_rate_limit_per_minute,
                 USERS_PATH: (settings.register_rate_limit_per_hour, 3600),
+                TOKEN_BUDGET: oauth_budget,
+                DEVICE_BUDGET: oauth_budget,
+                LOGIN_BUDGET: settings.login_rate_limit_per_minute,
+                REGISTER_BUDGET: (settings.register_rate_limit_per_hour, 3600),
             },
         ),
         roles=roles,
@@ -262,17 +286,7 @@ def build_container(settings: Settings) -> Container:
         inventory=CachedInventoryService(db, cache),
         cache=cache,
         orders=orders,
-        users=UserService(
-            db,
-            FailureThrottle(
-                counters,
-                settings.login_max_failures,
-                settings.login_window_seconds,
-                backoff_max=settings.login_backoff_max_seconds,
-            ),
-            roles,
-            tokens,
-        ),
+        users=users,
         webhooks=WebhookService(
             db,
             SecretBox(settings.jwt_secret),
@@ -284,6 +298,18 @@ def build_container(settings: Settings) -> Container:
         upstream=upstream,
         images=images,
         admin=AdminService(db, roles, orders),
+        oauth=OAuthService(
+            db,
+            tokens,
+            users,
+            roles,
+            OAuthPolicy(
+                code_ttl=settings.oauth_code_ttl_seconds,
+                refresh_ttl=settings.oauth_refresh_ttl_seconds,
+                device_ttl=settings.oauth_device_ttl_seconds,
+                device_interval=settings.oauth_device_interval_seconds,
+            ),
+        ),
     )
 
 
@@ -452,6 +478,9 @@ def create_app(settings: Settings) -> AsyncApp:
     )
     app.add_middleware(  # /.well-known/jwks.json: the token-verification keys, for anyone
         JwksMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, keys=container.tokens.keys
+    )
+    app.add_middleware(  # /oauth and the server metadata: inside the guard, like GraphQL
+        OAuthMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
     )
     app.add_middleware(  # each spec as written (refs kept) and ReDoc, beside Swagger UI
         DocsMiddleware,

@@ -42,6 +42,9 @@ from models.enums import Currency, Gender, PetSize, PetStatus, Species
 from services.accounts.users import AdminNameTaken, ensure_admin
 from services.admin.audit import check_chains
 from services.catalogue.pets import MEDICAL_FLAGS, PetData
+from services.oauth.clients import DEVICE_CODE, ClientData, RegistrationError
+from services.oauth.service import create_client
+from services.shared.audit import system_actor
 from settings import ROOT, ConfigError, Settings, make_private_dir
 
 DEMO_PETS = [
@@ -345,16 +348,42 @@ def rotate_keys(settings: Settings, drop_previous: bool = False) -> str:
     return "\n".join(lines)
 
 
+async def create_oauth_client(settings: Settings, tenant: str, data: ClientData) -> str:
+    """Register an OAuth client in ``tenant`` (audited as the system); the lines to print:
+    its id, and a confidential client's secret (shown this once)."""
+    db = Database(settings.database_url)
+    try:
+        registered = await create_client(db, system_actor(tenant), data)
+    finally:
+        await db.dispose()
+    lines = [f"client_id: {registered.client.client_id}"]
+    if registered.secret is not None:
+        lines.append(f"client_secret: {registered.secret}  (shown once: store it now)")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "command", choices=["migrate", "seed", "ensure-admin", "audit-verify", "rotate-keys"]
+        "command",
+        choices=["migrate", "seed", "ensure-admin", "audit-verify", "rotate-keys", "create-client"],
     )
     parser.add_argument(
         "--drop-previous",
         action="store_true",
         help="rotate-keys: remove the previous keys at once (every token they signed ends)",
     )
+    client = parser.add_argument_group("create-client (an OAuth client)")
+    client.add_argument("--name", help="the client's name, shown on the consent page")
+    client.add_argument("--redirect-uri", action="append", default=[], metavar="URI",
+                        help="an exact redirect URI (repeat for several)")  # fmt: skip
+    kind = client.add_mutually_exclusive_group()
+    kind.add_argument("--public", action="store_true", help="no secret, PKCE (the default)")
+    kind.add_argument("--confidential", action="store_true", help="a secret, shown once")
+    client.add_argument("--scope", action="append", default=[],
+                        help="an allowed scope (repeat, or space-separated)")  # fmt: skip
+    client.add_argument("--grant-type", action="append", default=[],
+                        help="authorization_code, refresh_token, device_code (repeat)")  # fmt: skip
     parser.add_argument(
         "--tenant", help="audit-verify: only this tenant's chain; seed --pets: this tenant's pets"
     )
@@ -374,7 +403,20 @@ def main() -> None:
         sys.exit("error: --pets N (N >= 1, --batch-size >= 1) goes with the seed command")
     if args.tenant is not None and len(args.tenant) > 36:
         sys.exit("error: --tenant: at most 36 characters")
-    if args.command == "migrate":
+    if args.command == "create-client":
+        grants = [DEVICE_CODE if g == "device_code" else g for g in args.grant_type]
+        try:
+            data = ClientData(
+                name=args.name or "",
+                redirect_uris=tuple(args.redirect_uri),
+                scope=" ".join(args.scope),
+                grant_types=tuple(grants or ("authorization_code", "refresh_token")),
+                token_endpoint_auth_method=("client_secret_basic" if args.confidential else "none"),
+            )
+        except RegistrationError as exc:
+            sys.exit(f"error: {exc.detail}")
+        print(asyncio.run(create_oauth_client(settings, args.tenant or SHARED_POOL, data)))
+    elif args.command == "migrate":
         migrate(settings)
     elif args.command == "rotate-keys":
         try:

@@ -163,6 +163,11 @@ class Settings:
     graphql_max_depth: int = 15
     graphql_max_cost: int = 1000
     metrics_token: str | None = None
+    oauth_rate_limit_per_minute: int = 60
+    oauth_code_ttl_seconds: int = 60
+    oauth_refresh_ttl_seconds: int = 30 * 24 * 3600
+    oauth_device_ttl_seconds: int = 600
+    oauth_device_interval_seconds: int = 5
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
@@ -291,6 +296,11 @@ class Settings:
             graphql_max_depth=int(env.get("PETSTORE_GRAPHQL_MAX_DEPTH", 15)),
             graphql_max_cost=int(env.get("PETSTORE_GRAPHQL_MAX_COST", 1000)),
             metrics_token=env.get("PETSTORE_METRICS_TOKEN") or None,
+            oauth_rate_limit_per_minute=int(env.get("PETSTORE_OAUTH_RATE_LIMIT", 60)),
+            oauth_code_ttl_seconds=int(env.get("PETSTORE_OAUTH_CODE_TTL", 60)),
+            oauth_refresh_ttl_seconds=int(env.get("PETSTORE_OAUTH_REFRESH_TTL", 30 * 24 * 3600)),
+            oauth_device_ttl_seconds=int(env.get("PETSTORE_OAUTH_DEVICE_TTL", 600)),
+            oauth_device_interval_seconds=int(env.get("PETSTORE_OAUTH_DEVICE_INTERVAL", 5)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

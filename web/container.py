@@ -16,6 +16,7 @@ from services.admin.service import AdminService
 from services.catalogue.cached import CachedInventoryService, CachedPetService
 from services.chat import ChatService
 from services.media.images import ImageService
+from services.oauth.service import OAuthService
 from services.orders.processor import PaymentProcessor
 from services.orders.service import OrderService
 from services.shared.ratelimit import RateLimiter
@@ -47,6 +48,7 @@ class Container:
     images: ImageService
     admin: AdminService
     cache: ReadCache
+    oauth: OAuthService
     upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured
     operation_scopes: OperationScopes = field(default_factory=dict)
     """What bearerAuth requires of each operation (auth.security.bearer_scopes, by app.py)."""

@@ -3,7 +3,7 @@ that breaks ties) and for My Orders; ``pet_counts`` (pets per tenant, species an
 exact by triggers on ``pets``, so totals and the inventory never count the table.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
