@@ -64,7 +64,8 @@ class OAuthTokens(Protocol):
         tenant: str,
         scopes: frozenset[str] | None = None,
         version: int = 0,
-        client_id: str = "petstore-api",
+        *,
+        client_id: str = ...,
     ) -> IssuedToken: ...
 
     def verify(self, token: str) -> dict[str, Any] | None: ...
