@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 
 from models.database import sync_url
 from services.oauth.clients import digest
-from settings import ROOT, normalize_database_url
+from settings import ROOT, Settings, normalize_database_url
 from tests.live.conftest import Live, server_env
 from tests.servers import uvicorn_process
 from tests.spec.recorder import Observation, check
@@ -186,8 +186,10 @@ def test_metadata_advertises_every_endpoint(live_oauth: OAuthLive) -> None:
         r = c.get(f"{live_oauth.origin}/.well-known/oauth-authorization-server")
     assert r.status_code == 200
     meta = r.json()
-    assert meta["issuer"] == "https://petstoreapi.com"  # settings.jwt_issuer
-    assert meta["jwks_uri"] == "https://petstoreapi.com/.well-known/jwks.json"
+    issuer = Settings.from_env(live_oauth.env).jwt_issuer  # the tokens' iss, from the same env
+    assert issuer == "http://127.0.0.1:8080"  # no PETSTORE_PUBLIC_URL: the default
+    assert meta["issuer"] == issuer
+    assert meta["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
     base = live_oauth.origin
     assert meta["authorization_endpoint"] == f"{base}/oauth/authorize"
     assert meta["token_endpoint"] == f"{base}/oauth/token"
