@@ -34,11 +34,20 @@ IDEMPOTENCY_HEADER = "idempotency-key"
 TENANT_HEADER = "x-tenant-id"
 TENANT_MISMATCH_IS_POSITIVE = False
 
+CURSOR = (
+    "a generated cursor is not one this server issued (opaque: checked on arrival), or it is"
+    " given beside page (OpenAPI 3.0.3 cannot say two query parameters exclude each other)"
+)
+
 OVERRIDES: Mapping[str, Mapping[str, str]] = {
-    "listPets": {"422": "minAge greater than maxAge, minPrice than maxPrice"},
+    "listPets": {
+        "400": CURSOR,
+        "422": "minAge greater than maxAge, minPrice than maxPrice",
+    },
     "searchPets": {
+        "400": CURSOR,
         "422": "minAge greater than maxAge, minPrice than maxPrice, or goodWithDogs/goodWithCats"
-        " disagreeing with goodWithPets (all three filter on the pet's goodWithPets)"
+        " disagreeing with goodWithPets (all three filter on the pet's goodWithPets)",
     },
     "uploadPetImage": {
         "400": "an empty file",
