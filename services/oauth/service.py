@@ -584,14 +584,13 @@ class OAuthService:
     async def revoke(self, client: Client, token: str, hint: str | None = None) -> None:
         """RFC 7009: a refresh token of this client ends its family; an access token issued
         to this client is refused by the API from now on. Anything else is ignored (§2.2:
-        the answer is 200 either way)."""
-        if hint != "access_token":
-            row = await self.db.run(
-                client.tenant, lambda s: s.get(OAuthRefreshToken, digest(token))
-            )
-            if row is not None and row.client_id == client.client_id:
-                await self._revoke_family(client.tenant, row.family_id, "revoked by the client")
-                return
+        the answer is 200 either way). ``hint`` only orders the search (§2.1: a wrong hint
+        must not stop it); a refresh token is one hash lookup, so it is always tried first."""
+        del hint
+        row = await self.db.run(client.tenant, lambda s: s.get(OAuthRefreshToken, digest(token)))
+        if row is not None and row.client_id == client.client_id:
+            await self._revoke_family(client.tenant, row.family_id, "revoked by the client")
+            return
         claims = self.tokens.verify(token)
         if claims is None or claims.get("client_id") != client.client_id:
             return

@@ -761,9 +761,10 @@ def test_revoking_a_refresh_token_ends_its_family(live_oauth: OAuthLive) -> None
     token = tokens_for(live_oauth, client_id, username)
     auth = confidential(live_oauth)
     assert introspect(live_oauth, auth, token["refresh_token"])["active"] is True
-    with live_oauth.http() as c:
+    with live_oauth.http() as c:  # a wrong hint must not stop the search (RFC 7009 §2.1)
         r = c.post(f"{live_oauth.origin}/oauth/revoke",
-                   data={"token": token["refresh_token"], "client_id": client_id})  # fmt: skip
+                   data={"token": token["refresh_token"], "client_id": client_id,
+                         "token_type_hint": "access_token"})  # fmt: skip
     assert r.status_code == 200
     assert introspect(live_oauth, auth, token["refresh_token"]) == {"active": False}
     bearer = {"Authorization": f"Bearer {token['access_token']}"}
