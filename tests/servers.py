@@ -54,13 +54,19 @@ def uvicorn_process(
         wait_up(origin + "/", proc)
         yield origin, proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, grace=30)
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Stop a server we started, by its PID: SIGTERM (unless it already exited), ``grace``
+    seconds to finish, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def child_pids(pid: int) -> list[int]:
@@ -97,10 +103,4 @@ def gunicorn_process(
             time.sleep(0.1)
         yield origin, proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, grace=60)
