@@ -23,6 +23,11 @@ every verification of a token whose ``kid`` it does not know, and before any ver
 another process is accepted at once, new logins use the new key at once, and a pruned key
 stops verifying within ``REFRESH_SECONDS`` everywhere.
 
+Only private files are trusted: the directory and each key file must belong to this process's
+user with no access for anyone else (0700 / 0600), and a key file must be a regular file (a
+symbolic link is not followed). A directory that fails this stops the start (ConfigError, saying
+how to fix it); a key file that fails it is ignored with an error in the log.
+
 The kid is the key's RFC 7638 JWK thumbprint (SHA-256, base64url)."""
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -56,7 +62,10 @@ PRUNE_LEEWAY_SECONDS = 60
 """Added to the token lifetime before a superseded key is pruned (clock steps, a token signed by
 a worker that listed the directory just before the rotation)."""
 
-_KEY_FILE = re.compile(r"^(\d{1,20})-([A-Za-z0-9_-]{43})\.pem$")
+MAX_FUTURE_NS = 24 * 3600 * 1_000_000_000
+"""A key file dated further ahead than this is refused: it would stay the signing key forever."""
+
+_KEY_FILE = re.compile(r"^(\d{20})-([A-Za-z0-9_-]{43})\.pem$")
 _PEM_BLOCK = re.compile(
     r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----", re.DOTALL
 )
@@ -153,6 +162,9 @@ class KeyRing:
         self._listed_at = float("-inf")
         self._jwks: bytes | None = None
         if directory is not None:
+            problem = _unsafe_dir(directory)
+            if problem is not None:
+                raise ConfigError(problem)
             self._ensure_first_key()
             self.refresh()
 
@@ -212,6 +224,10 @@ class KeyRing:
                 names = set()
             if names == self._listed:
                 return
+            problem = _unsafe_dir(self.directory)
+            if problem is not None:
+                log.error("%s; keeping the keys in memory", problem)
+                return
             files = {n: k for n, k in self._files.items() if n in names}
             for name in names - self._listed:
                 key = self._read(name)
@@ -227,14 +243,30 @@ class KeyRing:
             self._jwks = None
 
     def _read(self, name: str) -> SigningKey | None:
+        """The key in file ``name``, or None (logged) unless it is a regular file of ours,
+        owner-only, dated no later than ``MAX_FUTURE_NS`` from now, holding the P-256 key its
+        name says."""
         assert self.directory is not None
         path = self.directory / name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None  # pruned between listing and reading
         matched = _KEY_FILE.match(name)
         assert matched is not None
+        if int(matched[1]) > time.time_ns() + MAX_FUTURE_NS:
+            log.error("ignoring key file %s: dated in the future", path)
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None  # pruned between listing and reading
+        except OSError:  # ELOOP: a symbolic link
+            log.error("ignoring key file %s: not a regular file", path)
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            problem = _unsafe(info, "key file", path, 0o600)
+            if problem is not None or not stat.S_ISREG(info.st_mode):
+                log.error("ignoring %s", problem or f"key file {path}: not a regular file")
+                return None
+            data = handle.read()
         try:
             private = _p256(serialization.load_pem_private_key(data, password=None), str(path))
         except (ValueError, TypeError, ConfigError):
@@ -244,8 +276,6 @@ class KeyRing:
         if key.kid != matched[2]:
             log.error("ignoring key file %s: its name does not match its key", path)
             return None
-        if path.stat().st_mode & 0o077:
-            log.warning("key file %s is readable by others than its owner", path)
         return key
 
     # --- writing (the var/ ring only) ------------------------------------------------------
@@ -254,7 +284,9 @@ class KeyRing:
     def _exclusive(self) -> Iterator[None]:
         assert self.directory is not None
         _private_dir(self.directory)
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(
+            self.directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -357,9 +389,31 @@ def key_ring(settings: Settings) -> KeyRing:
 
 
 def _private_dir(path: Path) -> None:
-    """``path`` as an owner-only (0700) directory; parents made as needed."""
+    """``path`` as an owner-only (0700) directory; parents made as needed. An existing one
+    that is not private is refused (ConfigError), never loosened or tightened silently."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o700)
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o700)
+    problem = _unsafe_dir(path)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
+def _unsafe_dir(path: Path) -> str | None:
+    """Why ``path`` cannot hold signing keys, or None (also None when it does not exist yet)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISDIR(info.st_mode):
+        return f"key directory {path}: not a directory (a symbolic link is not followed)"
+    return _unsafe(info, "key directory", path, 0o700)
+
+
+def _unsafe(info: os.stat_result, what: str, path: Path, wanted: int) -> str | None:
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.geteuid():
+        return f"{what} {path}: owned by uid {info.st_uid}, not by this process's user"
+    if mode & 0o077:
+        return f"{what} {path}: mode {mode:04o} lets others in; chmod {wanted:o} it"
+    return None

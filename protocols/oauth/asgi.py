@@ -10,7 +10,10 @@ RFC 6749-style JSON error and Retry-After.
 
 a2wsgi runs Flask in a thread pool of its own (``OAUTH_THREADS``); each request holds a thread
 while its service calls run on the event loop, so the pages never block the loop, and at most
-that many OAuth requests are served at once (the rest queue).
+that many OAuth requests are served at once (the rest queue). The body is read here, on the
+event loop, before a thread is taken: at most ``FORM_LIMIT`` bytes within
+``BODY_DEADLINE_SECONDS`` (else 413 or 408), so a client that sends slowly holds no thread; and
+every service call from a thread has a deadline of its own (protocols.oauth.bridge).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.principals import with_origin
 from protocols.oauth.bridge import CURRENT, RequestContext
-from protocols.oauth.pages import METADATA_PATH, create_flask_app
+from protocols.oauth.pages import FORM_LIMIT, METADATA_PATH, create_flask_app
 from services.shared.principal import anonymous
 from web.container import Container
 from web.middleware import BodyTooLarge, rate_limit, rate_limit_headers
@@ -32,6 +35,7 @@ from web.problems import send_problem
 
 OAUTH_PREFIX = "/oauth"
 OAUTH_THREADS = 8
+BODY_DEADLINE_SECONDS = 10.0
 TOKEN_BUDGET = "oauth:token"  # noqa: S105 (a budget's name)
 DEVICE_BUDGET = "oauth:device"
 LOGIN_BUDGET = "oauth:login"
@@ -50,7 +54,10 @@ class OAuthMiddleware:
         self.app = app
         self.container = container
         self.wsgi = WSGIMiddleware(
-            create_flask_app(container.settings.jwt_secret),  # type: ignore[arg-type]
+            create_flask_app(  # type: ignore[arg-type]
+                container.settings.jwt_secret,
+                secure_cookie=(container.settings.public_url or "").startswith("https://"),
+            ),
             workers=OAUTH_THREADS,
         )
 
@@ -85,6 +92,20 @@ class OAuthMiddleware:
             await send({"type": "http.response.start", "status": 429, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
+        try:
+            body = await asyncio.wait_for(read_body(receive, FORM_LIMIT), BODY_DEADLINE_SECONDS)
+        except BodyTooLarge as exc:
+            await send_problem(send, 413, str(exc.detail), instance=path)
+            return
+        except TimeoutError:
+            await send_problem(
+                send,
+                408,
+                f"The request body did not arrive within {BODY_DEADLINE_SECONDS:g} seconds.",
+                instance=path,
+                headers={"Connection": "close"},
+            )
+            return
         sent = Headers(scope=scope)
         CURRENT.set(
             RequestContext(
@@ -105,7 +126,38 @@ class OAuthMiddleware:
                 message["headers"] = [*message.get("headers", []), *raw]  # type: ignore[misc]
             await send(message)
 
-        try:
-            await self.wsgi(scope, receive, send_with_headers)  # type: ignore[arg-type]
-        except BodyTooLarge as exc:  # more bytes than Content-Length said (RequestGuard counts)
-            await send_problem(send, 413, str(exc.detail), instance=path)
+        await self.wsgi(scope, replay(body), send_with_headers)  # type: ignore[arg-type]
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, or BodyTooLarge past ``limit`` bytes (whatever Content-Length
+    said; the guard in front counts too)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replay(body: bytes) -> Receive:
+    """An ASGI ``receive`` that hands over ``body`` at once (a2wsgi's thread never waits on the
+    client), then reports a disconnect."""
+    sent = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive  # type: ignore[return-value]

@@ -10,6 +10,7 @@ the loop does not: a unit of work still hops to the database's own threads as it
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -37,6 +38,17 @@ def current() -> RequestContext:
     return CURRENT.get()
 
 
+CALL_DEADLINE_SECONDS = 30.0
+"""The longest a page's thread waits for one service call (a stuck database must not hold the
+thread pool forever): past it the call is cancelled and the page answers 500."""
+
+
 def call(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on the request's event loop and return its result (or raise its error)."""
-    return asyncio.run_coroutine_threadsafe(coro, current().loop).result()
+    """Run ``coro`` on the request's event loop and return its result (or raise its error;
+    TimeoutError, the call cancelled, past ``CALL_DEADLINE_SECONDS``)."""
+    future = asyncio.run_coroutine_threadsafe(coro, current().loop)
+    try:
+        return future.result(timeout=CALL_DEADLINE_SECONDS)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise

@@ -18,6 +18,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
@@ -35,12 +36,16 @@ from services.oauth.clients import (
     ClientData,
     RegistrationError,
 )
-from services.oauth.service import OAuthError
+from services.oauth.service import OAuthError, SignedIn
 from services.shared.errors import AuthenticationFailed, DomainError, Forbidden, TooManyAttempts
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 CSRF_FIELD = "csrf_token"
 FORM_LIMIT = 64 * 1024  # the pages' and endpoints' forms are small; tighter than the guard's 1 MiB
+SESSION_LIFETIME = timedelta(minutes=30)
+"""How long the pages' signed session cookie is honoured after it was last written (a sign-in
+or a new CSRF token): Flask refuses an older signature, so a sign-in on a shared browser does
+not outlive a short visit; the cookie itself lasts until the browser closes."""
 INSUFFICIENT = 'Bearer realm="petstore", error="insufficient_scope", scope="admin"'
 
 
@@ -120,18 +125,24 @@ def _json_error(status: int, error: str, description: str, **headers: str) -> Re
 
 
 def _signed_in(client: Client) -> uuid.UUID | None:
-    """The user signed in on these pages, if in the client's tenant and still ACTIVE."""
-    raw, tenant = session.get("uid"), session.get("tenant")
-    if not isinstance(raw, str) or tenant != client.tenant:
+    """The user signed in on these pages, if in the client's tenant, still ACTIVE and with the
+    token version it signed in with (a changed password ends the pages' session too)."""
+    raw, tenant, version = session.get("uid"), session.get("tenant"), session.get("ver")
+    if not isinstance(raw, str) or tenant != client.tenant or not isinstance(version, int):
         return None
     try:
-        user_id = uuid.UUID(raw)
+        signed_in = SignedIn(uuid.UUID(raw), version)
     except ValueError:
         return None
-    if call(service().active_username(client.tenant, user_id)) is None:
-        session.pop("uid", None)
+    if not call(service().still_signed_in(client.tenant, signed_in)):
+        _sign_out()
         return None
-    return user_id
+    return signed_in.user_id
+
+
+def _sign_out() -> None:
+    """End the pages' session; a fresh CSRF token comes with the next page."""
+    session.clear()
 
 
 def _sign_in(client: Client) -> tuple[uuid.UUID | None, str | None, int]:
@@ -141,7 +152,7 @@ def _sign_in(client: Client) -> tuple[uuid.UUID | None, str | None, int]:
     if not username or not password:
         return None, "Enter your username and password.", 400
     try:
-        user_id = call(service().sign_in(client, username, password, current().origin))
+        signed_in = call(service().sign_in(client, username, password, current().origin))
     except TooManyAttempts as refused:
         return None, refused.detail, 429
     except Forbidden as refused:
@@ -151,16 +162,19 @@ def _sign_in(client: Client) -> tuple[uuid.UUID | None, str | None, int]:
     except DomainError as refused:
         return None, refused.detail, 400
     session.clear()  # a fresh session (and CSRF token) for the signed-in user
-    session["uid"] = str(user_id)
+    session["uid"] = str(signed_in.user_id)
     session["tenant"] = client.tenant
-    return user_id, None, 200
+    session["ver"] = signed_in.token_version
+    return signed_in.user_id, None, 200
 
 
 def _scopes(scope: str) -> list[tuple[str, str]]:
     return [(s, SCOPE_WORDS.get(s, s)) for s in scope.split()]
 
 
-def create_flask_app(secret: str) -> Flask:
+def create_flask_app(secret: str, *, secure_cookie: bool = False) -> Flask:
+    """The pages and endpoints. ``secure_cookie``: the session cookie is sent over HTTPS only
+    (set when PETSTORE_PUBLIC_URL is https)."""
     app = Flask(__name__, template_folder="templates")
     app.config.update(
         SECRET_KEY=hashlib.sha256(b"petstore oauth pages v1" + secret.encode()).hexdigest(),
@@ -168,6 +182,8 @@ def create_flask_app(secret: str) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_PATH="/oauth",
+        SESSION_COOKIE_SECURE=secure_cookie,
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         MAX_CONTENT_LENGTH=FORM_LIMIT,
         OAUTH2_SCOPES_SUPPORTED=list(OAUTH_SCOPES),
     )
@@ -210,6 +226,14 @@ def create_flask_app(secret: str) -> Flask:
         except DomainError as refused:  # the account was suspended or deleted meanwhile
             session.pop("uid", None)
             return _error_page(refused.detail, 403)
+
+    @app.post("/oauth/signout")
+    def sign_out() -> Any:
+        """Sign out of these pages (the form on the consent and device pages)."""
+        if not _csrf_ok():
+            return _error_page("The form has expired or did not come from this site.", 400)
+        _sign_out()
+        return _page("signed_out.html")
 
     @app.post("/oauth/token")
     def token() -> Any:

@@ -90,6 +90,14 @@ class OAuthPolicy:
 
 
 @dataclass(frozen=True)
+class SignedIn:
+    """Who signed in on the authorization pages, with the account's token version then."""
+
+    user_id: uuid.UUID
+    token_version: int
+
+
+@dataclass(frozen=True)
 class CodeGrant:
     """An unused, unexpired authorization code as the token endpoint checks it."""
 
@@ -207,10 +215,11 @@ class OAuthService:
 
     async def sign_in(
         self, client: Client, username: str, password: str, origin: Principal
-    ) -> uuid.UUID:
+    ) -> SignedIn:
         """The login of the authorization pages: the account is looked up in the client's
         tenant through the accounts' own check (throttled per username and address, failures
-        audited); a suspended or deactivated account is Forbidden."""
+        audited); a suspended or deactivated account is Forbidden. The account's token
+        version comes back with it: the pages' session ends when it changes (a new password)."""
         principal = Principal(
             None, "anonymous", frozenset(), client.tenant, origin.address, origin.user_agent
         )
@@ -218,14 +227,15 @@ class OAuthService:
             principal, username, password, origin.address or "unknown"
         )
         check_active(user)
-        return user.id
+        return SignedIn(user.id, user.token_version)
 
-    async def active_username(self, tenant: str, user_id: uuid.UUID) -> str | None:
-        """The signed-in user's name while the account exists and is ACTIVE, else None."""
-        user = await self.db.run(tenant, lambda s: s.get(User, user_id))
+    async def still_signed_in(self, tenant: str, signed_in: SignedIn) -> bool:
+        """Whether a session of the pages still stands: the account exists, is ACTIVE and has
+        not changed its password (or been signed out everywhere) since it signed in."""
+        user = await self.db.run(tenant, lambda s: s.get(User, signed_in.user_id))
         if user is None or user.status != "ACTIVE":
-            return None
-        return user.username
+            return False
+        return user.token_version == signed_in.token_version
 
     # -- authorization codes ---------------------------------------------------------------
 
@@ -310,14 +320,14 @@ class OAuthService:
         code_hash = digest(code)
         now = utcnow()
 
-        def work(session: Session) -> TokenSet:
+        def work(session: Session) -> TokenSet | None:
             claimed = session.execute(
                 update(OAuthCode)
                 .where(OAuthCode.code_hash == code_hash, OAuthCode.used_at.is_(None))
                 .values(used_at=now)
             )
             if getattr(claimed, "rowcount", 0) != 1:
-                raise OAuthError("invalid_grant", "The authorization code was used already.")
+                return None  # redeemed by a concurrent request, which has committed
             row = session.get(OAuthCode, code_hash)
             assert row is not None
             user = _active_user(session, row.user_id)
@@ -328,7 +338,15 @@ class OAuthService:
             row.access_expires_at = issued.access.expires_at
             return issued
 
-        return await self.db.run(client.tenant, work, write=True)
+        issued = await self.db.run(client.tenant, work, write=True)
+        if issued is None:
+            # Lost the race: a replay all the same (RFC 6749 §4.1.2), so the tokens the
+            # winner was given end too.
+            row = await self.db.run(client.tenant, lambda s: s.get(OAuthCode, code_hash))
+            if row is not None:
+                await self._end_replayed_code(client, row)
+            raise OAuthError("invalid_grant", "The authorization code was used already.")
+        return issued
 
     # -- refresh tokens --------------------------------------------------------------------
 
@@ -338,22 +356,26 @@ class OAuthService:
         longer ACTIVE, ends its family too. None in every such case (``invalid_grant``)."""
         token_hash = digest(token)
 
-        def work(session: Session) -> tuple[OAuthRefreshToken | None, bool]:
+        def work(session: Session) -> tuple[OAuthRefreshToken | None, str | None]:
             row = session.get(OAuthRefreshToken, token_hash)
             if row is None or row.client_id != client.client_id or row.tenant_id != client.tenant:
-                return None, False
-            if row.used_at is not None or row.revoked_at is not None:
-                return row, True
+                return None, None
+            if row.used_at is not None:
+                return row, "refresh token reused"
+            if row.revoked_at is not None:
+                return row, "revoked refresh token presented"
             user = session.get(User, row.user_id)
-            stale = user is None or user.status != "ACTIVE"
-            stale = stale or user.token_version != row.token_version  # type: ignore[union-attr]
-            return row, stale
+            if user is None or user.status != "ACTIVE":
+                return row, "account no longer active"
+            if user.token_version != row.token_version:
+                return row, "password changed"
+            return row, None
 
-        row, end = await self.db.run(client.tenant, work)
+        row, ending = await self.db.run(client.tenant, work)
         if row is None:
             return None
-        if end:
-            await self._revoke_family(client.tenant, row.family_id, "refresh token reused")
+        if ending is not None:
+            await self._revoke_family(client.tenant, row.family_id, ending)
             return None
         if row.expires_at <= utcnow():
             return None
@@ -368,7 +390,12 @@ class OAuthService:
         token_hash = digest(token)
         now = utcnow()
 
-        def work(session: Session) -> TokenSet | uuid.UUID:
+        def work(session: Session) -> TokenSet | uuid.UUID | None:
+            row = session.get(OAuthRefreshToken, token_hash)
+            if row is None:
+                return None
+            if not _lock_family(session, row.family_id):  # revoked meanwhile
+                raise OAuthError("invalid_grant", "The refresh token has ended.")
             claimed = session.execute(
                 update(OAuthRefreshToken)
                 .where(
@@ -377,9 +404,8 @@ class OAuthService:
                     OAuthRefreshToken.revoked_at.is_(None),
                 )
                 .values(used_at=now)
+                .execution_options(synchronize_session="fetch")
             )
-            row = session.get(OAuthRefreshToken, token_hash)
-            assert row is not None
             if getattr(claimed, "rowcount", 0) != 1:
                 return row.family_id
             user = _active_user(session, row.user_id)
@@ -388,6 +414,8 @@ class OAuthService:
             return self._issue(session, client, user, scope, row.family_id, origin)
 
         outcome = await self.db.run(client.tenant, work, write=True)
+        if outcome is None:
+            raise OAuthError("invalid_grant", "Unknown refresh token.")
         if isinstance(outcome, uuid.UUID):
             await self._revoke_family(client.tenant, outcome, "refresh token reused")
             raise OAuthError("invalid_grant", "The refresh token was used already.")
@@ -399,12 +427,13 @@ class OAuthService:
         now = utcnow()
 
         def work(session: Session) -> uuid.UUID | None:
+            _lock_family(session, family_id)  # after a rotation in flight, never beside it
             rows = session.scalars(
                 select(OAuthRefreshToken).where(OAuthRefreshToken.family_id == family_id)
             ).all()
             live = [r for r in rows if r.revoked_at is None]
             if not live:
-                return None
+                return None  # revoked already (a concurrent replay, a second revocation)
             for row in live:
                 row.revoked_at = now
             for row in rows:
@@ -551,7 +580,9 @@ class OAuthService:
         now = utcnow()
 
         def work(session: Session) -> TokenSet | OAuthError:
-            row = session.get(OAuthDeviceCode, code_hash)
+            # Locked (PostgreSQL; SQLite's writes are serialized anyway): concurrent polls of
+            # one code take turns, so the poll clock and the hand-over are each seen once.
+            row = session.get(OAuthDeviceCode, code_hash, with_for_update=True)
             if row is None or row.client_id != client.client_id or row.tenant_id != client.tenant:
                 return OAuthError("invalid_grant", "Unknown device code.")
             if row.status == "used":
@@ -566,7 +597,17 @@ class OAuthService:
                 return OAuthError("access_denied", "The user denied the authorization.")
             if row.status != "approved" or row.user_id is None:
                 return OAuthError("authorization_pending", "The user has not answered yet.")
-            row.status = "used"
+            handed = session.execute(
+                update(OAuthDeviceCode)
+                .where(
+                    OAuthDeviceCode.device_code_hash == code_hash,
+                    OAuthDeviceCode.status == "approved",
+                )
+                .values(status="used")
+                .execution_options(synchronize_session="fetch")
+            )
+            if getattr(handed, "rowcount", 0) != 1:  # another poll took it meanwhile
+                return OAuthError("invalid_grant", "The device code was used already.")
             user = session.get(User, row.user_id)
             if user is None or user.status != "ACTIVE":
                 return OAuthError("access_denied", "The account can no longer authorize.")
@@ -669,7 +710,30 @@ def _adding(row: OAuthDeviceCode) -> Callable[[Session], None]:
     return work
 
 
+def _lock_family(session: Session, family_id: uuid.UUID) -> bool:
+    """Take the refresh family's lock for the rest of the transaction: its first token's row,
+    FOR UPDATE (PostgreSQL; SQLite serializes writes anyway). A rotation and a revocation of
+    one family so take turns, and each statement after the lock sees what the other committed:
+    a revocation cannot miss a successor inserted by a rotation in flight, and a rotation
+    cannot add one to a family revoked meanwhile. Whether the family is still unrevoked (a
+    revocation marks every member, the first included; the locked row is read afresh)."""
+    first = session.execute(
+        select(OAuthRefreshToken.token_hash, OAuthRefreshToken.revoked_at)
+        .where(OAuthRefreshToken.family_id == family_id)
+        .order_by(OAuthRefreshToken.created_at, OAuthRefreshToken.token_hash)
+        .limit(1)
+        .with_for_update()
+    ).first()
+    return first is not None and first.revoked_at is None
+
+
 def _revoke_jti(session: Session, jti: str, user_id: uuid.UUID, expires_at: datetime) -> None:
-    if session.get(RevokedToken, jti) is None:
-        session.add(RevokedToken(jti=jti, user_id=user_id, expires_at=expires_at))
-        session.flush()
+    """Refuse the access token ``jti`` from now on (once: a concurrent revocation of the same
+    token is not an error)."""
+    if session.get(RevokedToken, jti) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(RevokedToken(jti=jti, user_id=user_id, expires_at=expires_at))
+    except IntegrityError:
+        pass  # revoked by another transaction meanwhile

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import create_engine, text
 
 from models.database import sync_url
+from protocols.oauth.asgi import BODY_DEADLINE_SECONDS, OAUTH_THREADS
 from services.oauth.clients import digest
 from settings import ROOT, Settings, normalize_database_url
 from tests.live.conftest import Live, server_env
@@ -871,3 +876,109 @@ def test_oversized_form_is_413_problem(live_oauth: OAuthLive) -> None:
         r = c.post(f"{live_oauth.origin}/oauth/token", data={"grant_type": "x" * 70_000})
     assert r.status_code == 413
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+# -- races and slow clients ------------------------------------------------------------------
+
+
+def at_once(live: OAuthLive, *posts: tuple[str, dict[str, str]]) -> list[httpx.Response]:
+    """POST the forms (path, form) together (released by one barrier), answers in order."""
+    barrier = threading.Barrier(len(posts))
+
+    def go(post: tuple[str, dict[str, str]]) -> httpx.Response:
+        with live.http() as c:
+            barrier.wait()
+            return c.post(live.origin + post[0], data=post[1])
+
+    with ThreadPoolExecutor(len(posts)) as pool:
+        return list(pool.map(go, posts))
+
+
+def test_concurrent_polls_hand_the_device_tokens_out_once(live_oauth: OAuthLive) -> None:
+    client_id = live_oauth.client_id()
+    username, _ = live_oauth.user()
+    for _ in range(3):
+        started = start_device(live_oauth, client_id)
+        assert answer_on_page(live_oauth, started, username, "approve").status_code == 200
+        ready_to_poll(live_oauth, started["device_code"])
+        form = {"grant_type": DEVICE, "device_code": started["device_code"],
+                "client_id": client_id}  # fmt: skip
+        answers = at_once(live_oauth, *[("/oauth/token", form)] * 6)
+        granted = [a for a in answers if a.status_code == 200]
+        assert len(granted) == 1, [a.text for a in answers]
+        for refused in answers:
+            if refused.status_code != 200:
+                assert refused.json()["error"] in ("slow_down", "invalid_grant"), refused.text
+
+
+def test_a_revocation_racing_a_rotation_leaves_no_live_token(live_oauth: OAuthLive) -> None:
+    client_id = live_oauth.client_id()
+    username, _ = live_oauth.user()
+    auth = confidential(live_oauth)
+    for _ in range(4):
+        token = tokens_for(live_oauth, client_id, username)
+        rotated, revoked = at_once(
+            live_oauth,
+            ("/oauth/token", {"client_id": client_id, "grant_type": "refresh_token",
+                              "refresh_token": token["refresh_token"]}),
+            ("/oauth/revoke", {"client_id": client_id, "token": token["refresh_token"]}),
+        )  # fmt: skip
+        assert revoked.status_code == 200
+        assert rotated.status_code in (200, 400), rotated.text
+        if rotated.status_code == 200:  # rotated first: the revocation ended the successor too
+            successor = rotated.json()
+            assert introspect(live_oauth, auth, successor["refresh_token"]) == {"active": False}
+            bearer = {"Authorization": f"Bearer {successor['access_token']}"}
+            assert httpx.get(f"{live_oauth.api.base}/pets", headers=bearer).status_code == 401
+        else:
+            assert rotated.json()["error"] == "invalid_grant"
+        assert introspect(live_oauth, auth, token["refresh_token"]) == {"active": False}
+
+
+def test_a_code_redeemed_twice_at_once_ends_the_tokens_it_gave(live_oauth: OAuthLive) -> None:
+    client_id = live_oauth.client_id()
+    username, _ = live_oauth.user()
+    for _ in range(3):
+        _client, verifier, _, done = authorize(live_oauth, client_id, username)
+        form = {"grant_type": "authorization_code", "code": code_of(done),
+                "redirect_uri": REDIRECT, "client_id": client_id,
+                "code_verifier": verifier}  # fmt: skip
+        answers = at_once(live_oauth, *[("/oauth/token", form)] * 2)
+        assert sorted(a.status_code for a in answers) == [200, 400], [a.text for a in answers]
+        loser = next(a for a in answers if a.status_code == 400)
+        assert loser.json()["error"] == "invalid_grant"
+        winner = next(a for a in answers if a.status_code == 200).json()
+        bearer = {"Authorization": f"Bearer {winner['access_token']}"}
+        assert httpx.get(f"{live_oauth.api.base}/pets", headers=bearer).status_code == 401
+        status, body = token_error(
+            live_oauth, grant_type="refresh_token", refresh_token=winner["refresh_token"],
+            client_id=client_id,
+        )  # fmt: skip
+        assert (status, body["error"]) == (400, "invalid_grant")
+
+
+def test_slow_bodies_hold_no_thread_and_end_in_408(live_oauth: OAuthLive) -> None:
+    """More stalled uploads than the pages have threads: the others are still served at once,
+    and each stalled one is answered 408 when its deadline passes."""
+    address = urlsplit(live_oauth.origin)
+    stalled = []
+    for _ in range(OAUTH_THREADS + 2):
+        sock = socket.create_connection((address.hostname, address.port), timeout=30)
+        sock.sendall(
+            b"POST /oauth/token HTTP/1.1\r\nHost: " + address.netloc.encode() + b"\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\n"
+            b"grant_type="
+        )
+        stalled.append(sock)
+    try:
+        started = time.monotonic()
+        with live_oauth.http() as c:
+            meta = c.get(f"{live_oauth.origin}/.well-known/oauth-authorization-server", timeout=5)
+        assert meta.status_code == 200
+        assert time.monotonic() - started < BODY_DEADLINE_SECONDS  # not queued behind them
+        answer = stalled[0].recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"application/problem+json" in answer
+    finally:
+        for sock in stalled:
+            sock.close()

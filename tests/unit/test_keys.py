@@ -279,3 +279,79 @@ def test_a_verified_token_is_remembered_until_it_expires(tmp_path: Path) -> None
         time.sleep(0.05)
     assert tokens.verify(issued.token) is None  # expired, remembered or not
     assert tokens.verify(issued.token + "x") is None
+
+
+# -- only private files are trusted -----------------------------------------------------------
+
+
+def _planted(ring_dir: Path, created_ns: int | None = None) -> tuple[SigningKey, Path]:
+    """A valid key file written by someone else into ``ring_dir`` (0600 unless changed)."""
+    key = SigningKey.of(new_private_key(), created_ns or time.time_ns())
+    path = ring_dir / f"{key.created_ns:020d}-{key.kid}.pem"
+    path.write_text(_pem(key.private))
+    path.chmod(0o600)
+    return key, path
+
+
+def _kids(ring: KeyRing) -> set[str]:
+    return {key.kid for key in ring.published()}
+
+
+@pytest.mark.parametrize("spoil", ["readable-by-others", "owned-by-another-user"])
+def test_a_key_file_that_is_not_private_is_ignored(tmp_path: Path, spoil: str) -> None:
+    if spoil == "owned-by-another-user" and os.geteuid() != 0:
+        pytest.skip("only root can give a file away")
+    ring = KeyRing.in_directory(tmp_path)
+    planted, path = _planted(tmp_path / KEYS_DIRNAME)
+    if spoil == "readable-by-others":
+        path.chmod(0o644)
+    else:
+        os.chown(path, 4242, -1)
+    ring.refresh()
+    assert planted.kid not in _kids(ring)
+    assert planted.kid not in _kids(KeyRing.in_directory(tmp_path))
+    path.chmod(0o600)
+    os.chown(path, os.geteuid(), -1)
+    assert planted.kid in _kids(KeyRing.in_directory(tmp_path))  # the same file, made private
+
+
+def test_a_symbolic_link_is_not_followed(tmp_path: Path) -> None:
+    ring = KeyRing.in_directory(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    planted, target = _planted(elsewhere)
+    (tmp_path / KEYS_DIRNAME / target.name).symlink_to(target)
+    ring.refresh()
+    assert planted.kid not in _kids(ring)
+    assert planted.kid not in _kids(KeyRing.in_directory(tmp_path))
+
+
+def test_a_key_dated_far_ahead_is_refused(tmp_path: Path) -> None:
+    """It would sort first, and so sign, forever."""
+    ring = KeyRing.in_directory(tmp_path)
+    current = ring.signing_key().kid
+    planted, _ = _planted(tmp_path / KEYS_DIRNAME, time.time_ns() + 10 * 24 * 3600 * 10**9)
+    ring.refresh()
+    assert ring.signing_key().kid == current
+    assert planted.kid not in _kids(ring)
+
+
+def test_a_directory_others_can_enter_stops_the_start(tmp_path: Path) -> None:
+    KeyRing.in_directory(tmp_path)
+    ring_dir = tmp_path / KEYS_DIRNAME
+    ring_dir.chmod(0o755)
+    with pytest.raises(ConfigError, match=r"mode 0755 .*chmod 700"):
+        KeyRing.in_directory(tmp_path)
+    assert _mode(ring_dir) == 0o755  # refused, not silently changed
+    ring_dir.chmod(0o700)
+    assert KeyRing.in_directory(tmp_path).signing_key()
+
+
+def test_a_loosened_directory_stops_reading_new_keys(tmp_path: Path) -> None:
+    ring = KeyRing.in_directory(tmp_path)
+    kept = ring.signing_key().kid
+    (tmp_path / KEYS_DIRNAME).chmod(0o777)
+    planted, _ = _planted(tmp_path / KEYS_DIRNAME)
+    ring.refresh()
+    assert ring.signing_key().kid == kept  # the keys in memory stay; the new file is not read
+    assert planted.kid not in _kids(ring)
