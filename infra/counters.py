@@ -1,11 +1,24 @@
-"""Fixed-window counters: in-process (one worker) or Redis (shared by every worker)."""
+"""Fixed-window counters: in-process (one worker) or Redis (shared by every worker).
+
+Redis unreachable (down, restarting, a network cut): the budgets and throttles do not fail the
+request (a 500 on every call) and do not go away (free logins while Redis is down). The Redis
+store counts in this worker's memory instead (``MemoryCounterStore``: every worker keeps its own
+budget, so a client may get up to ``workers`` times its budget while it lasts), logs the outage
+once per backoff, and asks Redis again after ``BACKOFF_SECONDS``, so a dead Redis costs no connect
+attempt per request. ``/readyz`` reports Redis ``unavailable`` meanwhile (``ping`` raises).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import time
 from typing import Any
+
+log = logging.getLogger("petstore.counters")
+TIMEOUT_SECONDS = 0.5
+BACKOFF_SECONDS = 2.0
 
 
 class MemoryCounterStore:
@@ -80,41 +93,91 @@ return 0
 
 
 class RedisCounterStore:
-    """INCR + EXPIRE NX in one round trip; the TTL is the window's remaining time."""
+    """INCR + EXPIRE NX in one round trip; the TTL is the window's remaining time. Falls back to
+    this worker's memory while Redis cannot be reached (see the module's doc)."""
 
     def __init__(self, url: str, prefix: str = "petstore:") -> None:
         from redis.asyncio import Redis
 
-        self._redis = Redis.from_url(url)
+        self._redis = Redis.from_url(
+            url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+        )
         self._prefix = prefix
+        self.fallback = MemoryCounterStore()
+        self._down_until = 0.0
+        self.outages = 0
+        """Times Redis was found unreachable (the tests and the logs count them)."""
+
+    def _up(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self) -> None:
+        self._down_until = time.monotonic() + BACKOFF_SECONDS
+        self.outages += 1
+        log.warning(
+            "counters: Redis unreachable; counting in this worker for %.0f s",
+            BACKOFF_SECONDS,
+            exc_info=True,
+        )
 
     async def increment(self, key: str, window_seconds: int) -> tuple[int, int]:
-        full = self._prefix + key
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.incr(full)
-        pipe.expire(full, window_seconds, nx=True)
-        pipe.ttl(full)
-        count, _, ttl = await pipe.execute()
-        return int(count), max(int(ttl), 1)
+        if self._up():
+            full = self._prefix + key
+            try:
+                pipe = self._redis.pipeline(transaction=True)
+                pipe.incr(full)
+                pipe.expire(full, window_seconds, nx=True)
+                pipe.ttl(full)
+                count, _, ttl = await pipe.execute()
+                return int(count), max(int(ttl), 1)
+            except _UNREACHABLE:
+                self._failed()
+        return await self.fallback.increment(key, window_seconds)
 
     async def peek(self, key: str) -> tuple[int, int]:
-        full = self._prefix + key
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.get(full)
-        pipe.ttl(full)
-        value, ttl = await pipe.execute()
-        return (int(value), max(int(ttl), 1)) if value is not None else (0, 0)
+        if self._up():
+            full = self._prefix + key
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.get(full)
+                pipe.ttl(full)
+                value, ttl = await pipe.execute()
+                return (int(value), max(int(ttl), 1)) if value is not None else (0, 0)
+            except _UNREACHABLE:
+                self._failed()
+        return await self.fallback.peek(key)
 
     async def clear(self, key: str) -> None:
-        await self._redis.delete(self._prefix + key)
+        await self.fallback.clear(key)
+        if self._up():
+            try:
+                await self._redis.delete(self._prefix + key)
+            except _UNREACHABLE:
+                self._failed()
 
     async def decrement(self, key: str) -> None:
-        # Only while the key lives and stays positive (a lone DECR would create it at -1).
-        await self._redis.eval(_DECR_IF_POSITIVE, 1, self._prefix + key)
+        await self.fallback.decrement(key)
+        if self._up():
+            try:
+                # Only while the key lives and stays positive (a lone DECR would make it -1).
+                await self._redis.eval(_DECR_IF_POSITIVE, 1, self._prefix + key)
+            except _UNREACHABLE:
+                self._failed()
 
     async def ping(self) -> None:
-        """Raises when Redis cannot be reached."""
+        """Raises when Redis cannot be reached (readiness: never falls back)."""
         await self._redis.ping()
 
     async def close(self) -> None:
         await self._redis.aclose()
+        await self.fallback.close()
+
+
+def _unreachable() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+_UNREACHABLE = _unreachable()

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from starlette.testclient import TestClient
 
 from app import create_app
+from infra.counters import BACKOFF_SECONDS
 from settings import Settings
 from tests.conftest import Api
 
@@ -135,3 +142,68 @@ class TestRedis:
         finally:
             for gen in (first, second):
                 gen.close()
+
+
+class TestRedisUnreachable:
+    """A Redis outage neither fails requests nor lifts the budgets: each worker counts in its
+    own memory until Redis answers again."""
+
+    def test_budgets_still_hold_in_the_worker(self, settings: Settings) -> None:
+        dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+        for client in _client(settings, rate_limit_per_minute=3, redis_url=dead):
+            answers = [client.get("/v1/pets") for _ in range(4)]
+            assert [r.status_code for r in answers] == [200, 200, 200, 429]
+            assert answers[0].headers["ratelimit-limit"] == "3"
+            assert int(answers[3].headers["retry-after"]) > 0
+
+    def test_counting_returns_to_redis_when_it_is_back(
+        self, settings: Settings, tmp_path: Path
+    ) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            pytest.skip("redis-server is not installed here")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        url = f"redis://127.0.0.1:{port}/0"
+        prefix = f"test:{uuid.uuid4().hex}:"
+
+        def start() -> subprocess.Popen[bytes]:
+            proc = subprocess.Popen(  # noqa: S603 - the machine's redis-server, our arguments
+                [server, "--port", str(port), "--save", "", "--appendonly", "no",
+                 "--dir", str(tmp_path)],
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            probe = redis.Redis.from_url(url)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    probe.ping()
+                    return proc
+                except redis.ConnectionError:
+                    assert time.monotonic() < deadline, "redis-server did not start"
+                    time.sleep(0.05)
+
+        def counted() -> list[Any]:
+            return redis.Redis.from_url(url).keys(f"{prefix}*")
+
+        proc = start()
+        try:
+            for client in _client(
+                settings, rate_limit_per_minute=100, redis_url=url, redis_prefix=prefix
+            ):
+                assert client.get("/v1/pets").status_code == 200
+                assert counted()  # counted in Redis
+                proc.terminate()
+                proc.wait(timeout=20)
+                down = [client.get("/v1/pets") for _ in range(3)]
+                assert [r.status_code for r in down] == [200] * 3  # not a 500
+                assert all("ratelimit-remaining" in r.headers for r in down)
+                proc = start()  # a fresh, empty Redis on the same port
+                assert not counted()
+                time.sleep(BACKOFF_SECONDS + 0.2)
+                assert client.get("/v1/pets").status_code == 200
+                assert counted()  # counting in Redis again
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
