@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 from connexion import request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from handlers._conditional import cache_headers, derived_etag
 from handlers._context import (
+    JSON,
     api_base,
     container,
     json_response,
@@ -38,18 +40,40 @@ from web.validators import FORM_SCOPE_KEY
 async def _list(params: dict[str, Any], conditional: bool = True) -> Response:
     """List and Search: an ETag from the tenant's version and the query; a matching
     If-None-Match answers 304 before any query runs (GET and QUERY only: RFC 9110 gives other
-    methods 412 for it, so a POST search ignores the header)."""
+    methods 412 for it, so a POST search ignores the header).
+
+    The encoded body is kept in the read cache too, under the tenant's version, the API base
+    (its links) and the parameters as received: a repeated list skips loading the query,
+    dumping and encoding (a hit can only exist for parameters that loaded before). Response
+    validation still checks every body sent."""
     pets = container().pets
     caller = await public_caller()
-    query = load_pet_query(params)
     base = api_base()
     version = await pets.cache.version(caller.tenant)
-    tag = None if version is None else derived_etag(caller.tenant, version, query_key(query), base)
+    body_key = ("pets-body", base, _params_key(params))
+    hit = pets.cache.peek(caller.tenant, version, body_key)
+    if hit is not None:
+        tag, body = hit
+    else:
+        query = load_pet_query(params)
+        tag = (
+            None
+            if version is None
+            else derived_etag(caller.tenant, version, query_key(query), base)
+        )
+        if tag is not None and conditional and matches(tag):
+            return not_modified(cache_headers(tag))
+        page = await pets.list(caller, query, at=version)
+        body = orjson.dumps(dump_collection(page, base, "/pets", params))
+        pets.cache.put(caller.tenant, version, body_key, (tag, body))
     headers = cache_headers(tag)
     if tag is not None and conditional and matches(tag):
         return not_modified(headers)
-    page = await pets.list(caller, query, at=version)
-    return json_response(dump_collection(page, base, "/pets", params), headers=headers)
+    return Response(body, media_type=JSON, headers=headers)
+
+
+def _params_key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, repr(value)) for name, value in params.items()))
 
 
 async def list_pets(**params: Any) -> Response:

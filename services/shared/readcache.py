@@ -126,6 +126,17 @@ class ReadCache:
             entries.popitem(last=False)
         return value
 
+    def put(self, tenant: str, version: str | None, key: Hashable, value: Any) -> None:
+        """Store ``value`` (computed by the caller at ``version``); nothing when None."""
+        if version is None or not self.enabled:
+            return
+        full = (tenant, version, key)
+        entries = self._entries
+        entries[full] = (time.monotonic() + self.ttl, value)
+        entries.move_to_end(full)
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
     def peek(self, tenant: str, version: str | None, key: Hashable) -> Any | None:
         """The cached result, if any, without loading (for a conditional request)."""
         if version is None:
