@@ -83,6 +83,7 @@ from web.middleware import (
     spec_routes,
 )
 from web.openapi_walk import QUERY_AS_POST, iter_operations
+from web.operations import use_prepared_operations
 from web.validators import validator_map
 
 SPEC_PATH = ROOT / "spec" / "openapi.yaml"
@@ -421,6 +422,7 @@ def create_app(settings: Settings) -> AsyncApp:
         lifespan=lifespan,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
     )
+    use_prepared_operations(app)  # each handler decorated once, not per request (web/operations)
     # The Admin API first: the router tries the mounts in order, and /v1 would take /v1/admin/...
     for module, base_path in ((admin_spec, ADMIN_PREFIX), (spec, API_PREFIX)):
         app.add_api(

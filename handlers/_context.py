@@ -56,8 +56,18 @@ async def public_caller() -> Principal:
 
 
 def api_base() -> str:
-    url = request.url
-    return urls.api_base(container().settings, url.scheme, url.netloc)
+    """The base of the links in this response (web.urls.api_base), read straight from the ASGI
+    scope: the Host header as sent (as Starlette's ``request.url`` takes it, without building
+    the whole URL), else the server's address."""
+    scope = request.scope
+    host = next((v for k, v in scope["headers"] if k == b"host"), None)
+    if host is not None:
+        netloc = host.decode("latin-1")
+    else:
+        address, port = scope.get("server") or ("127.0.0.1", 80)
+        default = {"http": 80, "https": 443}.get(scope["scheme"])
+        netloc = address if port == default else f"{address}:{port}"
+    return urls.api_base(scope[SCOPE_KEY].settings, scope["scheme"], netloc)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
