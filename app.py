@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import hmac
 import logging
@@ -362,6 +363,24 @@ def readiness_checks(settings: Settings, container: Container) -> dict[str, Chec
     return {"database": database, "migrations": migrations, "redis": redis}
 
 
+_FROZEN = False
+
+
+def freeze_startup_objects() -> None:
+    """Once per process, when the app has started: collect, then move every object alive now
+    (modules, the specs, the middleware stack, the GraphQL schema...) out of the cyclic garbage
+    collector's generations (``gc.freeze``). They live as long as the process; scanning them
+    again in every full collection was the tail latency: wrk -t2 -c32 on the repeated list, one
+    uvicorn worker, idle 2-core box, p99 83 / 91 ms without, 24 ms with, p50 unchanged
+    (README "Measured decisions"). It also keeps forked workers' pages shared."""
+    global _FROZEN
+    if _FROZEN:
+        return
+    _FROZEN = True
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings) -> AsyncApp:
     warning = shared_counters_warning(settings)
     if warning:
@@ -405,6 +424,7 @@ def create_app(settings: Settings) -> AsyncApp:
                     name="housekeeping",
                 )
             )
+        freeze_startup_objects()
         try:
             yield
         finally:

@@ -11,7 +11,9 @@
 3. GraphQL next to REST on our server (validation on): get one pet as ``POST /v1/graphql``
    ``pet(id)`` with the fields of the REST body, reported as a ratio to ``GET /v1/pets/{id}``.
 4. The repeated list again with ``If-None-Match`` (when our list answers an ``ETag``), then ours
-   under gunicorn (``make serve-prod``'s gunicorn.conf.py) with 1 and with 2 workers: list and get.
+   under gunicorn (``make serve-prod``'s gunicorn.conf.py) with 1 and with 2 workers: list and get,
+   with Redis (``BENCH_REDIS_URL``, default db 14 of the local one) when it answers, as in
+   production: without it several workers cache nothing.
 5. With ``BENCH_BIG=1`` (``make bench BIG=1``): the snapshot grown to ``BENCH_BIG_PETS`` (default
    1,000,000) pets with ``manage.py seed --pets`` and the list measured again (its p50 against
    the one at 1,000).
@@ -419,12 +421,32 @@ WORKER_COUNTS = (1, 2)
 READS = ("GET /v1/pets", "GET /v1/pets/{id}")
 
 
+def bench_redis() -> str | None:
+    """``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/14) when it answers a PING, else None.
+    Production runs its workers with Redis: without it, several workers cache nothing (their
+    versions cannot be shared), so the worker comparison would measure the cache, not them."""
+    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means: run without Redis
+        log(f"no Redis at {url} ({exc.__class__.__name__}): workers run without it")
+        return None
+    return url
+
+
 def bench_workers(ctx: Context) -> dict[str, dict[str, Any]]:
-    """Ours (validation on) under gunicorn as ``make serve-prod`` runs it, 1 then 2 workers."""
+    """Ours (validation on) under gunicorn as ``make serve-prod`` runs it, 1 then 2 workers,
+    both with Redis when there is one (bench_redis), each run with a fresh key prefix."""
     out: dict[str, dict[str, Any]] = {}
+    redis_url = bench_redis()
     for workers in WORKER_COUNTS:
         clone_db(ctx.work.snapshot, ctx.work.db)
         env = ours_env(ctx.work, validate=True)
+        if redis_url:
+            env["REDIS_URL"] = redis_url
+            env["PETSTORE_REDIS_PREFIX"] = f"bench:{os.getpid()}:{workers}:{time.time_ns()}:"
         label = f"gunicorn {workers} worker" + ("s" if workers > 1 else "")
         with running_gunicorn(f"gunicorn-{workers}", workers, env, ctx.work.root) as srv:
             requests = requests_for(srv, ctx.seeded)
@@ -639,7 +661,10 @@ def print_production(results: dict[str, Any], meta: dict[str, Any]) -> None:
         print("If-None-Match: not run (the list answers no ETag)")
 
     workers = results["workers"]
-    print("\nWorkers: ours under gunicorn (make serve-prod), validation on; ratio to 1 worker")
+    print(
+        "\nWorkers: ours under gunicorn (make serve-prod), validation on, with Redis when one "
+        "answers; ratio to 1 worker"
+    )
     print(head)
     print("-" * 80)
     for endpoint in READS:
