@@ -14,9 +14,11 @@
    under gunicorn (``make serve-prod``'s gunicorn.conf.py) with 1 and with 2 workers: list and get,
    with Redis (``BENCH_REDIS_URL``, default db 14 of the local one) when it answers, as in
    production: without it several workers cache nothing.
+   Then list and get with the read cache off (``PETSTORE_READ_CACHE_SIZE=0``): wrk repeats one
+   URL, so with the cache on the tables above measure cache hits; these read the database.
 5. With ``BENCH_BIG=1`` (``make bench BIG=1``): the snapshot grown to ``BENCH_BIG_PETS`` (default
-   1,000,000) pets with ``manage.py seed --pets`` and the list measured again (its p50 against
-   the one at 1,000).
+   1,000,000) pets with ``manage.py seed --pets`` and the list measured again, read cache off
+   (its p50 against the uncached one at 1,000).
 6. Tables on stdout, then every figure against its target (issue 15) with "met" / "NOT met",
    and the same figures as JSON in ``var/bench-results.json``.
 
@@ -454,11 +456,30 @@ def bench_workers(ctx: Context) -> dict[str, dict[str, Any]]:
     return out
 
 
+UNCACHED = {"PETSTORE_READ_CACHE_SIZE": "0"}
+"""The read cache off: every read goes to the database (wrk repeats one URL, so with the cache
+on the tables above measure cache hits)."""
+
+
+def bench_uncached(ctx: Context) -> dict[str, Any]:
+    """Ours, validation on, the read cache off: list and get each read the database."""
+    clone_db(ctx.work.snapshot, ctx.work.db)
+    env = {**ours_env(ctx.work, validate=True), **UNCACHED}
+    with running("uncached", "app:app_from_env", env, ctx.work.root) as srv:
+        requests = requests_for(srv, ctx.seeded)
+        return {e: measure("ours, no read cache", e, requests[e], 200, ctx) for e in READS}
+
+
 def bench_big(ctx: Context, pets: int) -> dict[str, Any]:
-    """The list on the snapshot grown to ``pets`` pets (manage.py seed --pets, batched)."""
+    """The list on the snapshot grown to ``pets`` pets (manage.py seed --pets, batched), read
+    cache off (bench_uncached at 1,000 pets is the reference)."""
     big = ctx.work.root / "big.db"
     clone_db(ctx.work.snapshot, big)
-    env = {**ours_env(ctx.work, validate=True), "DATABASE_URL": f"sqlite+aiosqlite:///{big}"}
+    env = {
+        **ours_env(ctx.work, validate=True),
+        **UNCACHED,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{big}",
+    }
     started = time.monotonic()
     log(f"big: manage.py seed --pets {pets - SEED_PETS} (to {pets:,} pets; takes a while)")
     seed_pets(env, pets - SEED_PETS)
@@ -466,7 +487,7 @@ def bench_big(ctx: Context, pets: int) -> dict[str, Any]:
     log(f"big: seeded in {seeded_in:.0f}s")
     with running("big", "app:app_from_env", env, ctx.work.root) as srv:
         request = requests_for(srv, ctx.seeded)["GET /v1/pets"]
-        figures = measure(f"ours, {pets:,} pets", "GET /v1/pets", request, 200, ctx)
+        figures = measure(f"ours, {pets:,}, no cache", "GET /v1/pets", request, 200, ctx)
     return {**figures, "pets": pets, "seed_seconds": round(seeded_in, 1)}
 
 
@@ -535,6 +556,7 @@ def run_rounds(ctx: Context) -> dict[str, Any]:
                 results["graphql"] = bench_graphql(srv, ctx)
             else:
                 results[key] = bench_server(key, srv, ctx)
+    results["uncached"] = bench_uncached(ctx)
     results["workers"] = bench_workers(ctx)
     if ctx.cfg.big:
         results["big"] = bench_big(ctx, ctx.cfg.big_pets)
@@ -673,8 +695,21 @@ def print_production(results: dict[str, Any], meta: dict[str, Any]) -> None:
             name = f"{endpoint}, {count} worker" + ("s" if count > 1 else "")
             print(_line(name, workers[str(count)][endpoint], one))
 
-    print("\nList at scale (ours, validation on, 1 worker); ratio of p50 to the one at 1,000")
-    small = results[OURS_ON][LIST]
+    uncached = results["uncached"]
+    print(
+        "\nWithout the read cache (ours, validation on, PETSTORE_READ_CACHE_SIZE=0): every "
+        "request reads the database; ratio to the FastAPI peer"
+    )
+    print(head)
+    print("-" * 80)
+    for endpoint in READS:
+        print(_line(endpoint, uncached[endpoint], results[FASTAPI][endpoint]["rps"]))
+
+    print(
+        "\nList at scale (ours, validation on, read cache off, 1 worker); ratio of p50 to the "
+        "one at 1,000"
+    )
+    small = uncached[LIST]
     print(f"{'':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p50 x':>11}  flags")
     print("-" * 80)
     big = results.get("big")
@@ -718,6 +753,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     None if ratio is None else ratio >= 2.0,
                     flagged(on[endpoint], peer[endpoint]))
         )  # fmt: skip
+        cold = results["uncached"][endpoint]
+        ratio = _ratio(cold["rps"], peer[endpoint]["rps"])
+        out.append(
+            _target(f"{name} vs peer, no read cache", ratio, "x", ">= 2.00x",
+                    None if ratio is None else ratio >= 2.0, flagged(cold, peer[endpoint]))
+        )  # fmt: skip
     cached = results.get("conditional") or on[LIST]
     how = "If-None-Match" if results.get("conditional") else "200"
     ratio = _ratio(cached["rps"], ceiling[LIST]["rps"])
@@ -739,12 +780,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _target(f"p99 {name}, 32 connections", p99, "ms", "<= 25 ms",
                     None if p99 is None else p99 <= 25.0, flagged(on[endpoint]))
         )  # fmt: skip
-    big = results.get("big")
-    ratio = _ratio(big["p50_ms"], on[LIST]["p50_ms"]) if big and big["p50_ms"] else None
+    big, small = results.get("big"), results["uncached"][LIST]
+    ratio = _ratio(big["p50_ms"], small["p50_ms"]) if big and big["p50_ms"] else None
     pets = big["pets"] if big else BIG_PETS
     out.append(
-        _target(f"list p50 at {pets:,} vs 1,000 pets", ratio, "x", "<= 1.50x",
-                None if ratio is None else ratio <= 1.5, flagged(big, on[LIST]))
+        _target(f"list p50 at {pets:,} vs 1,000 (no cache)", ratio, "x", "<= 1.50x",
+                None if ratio is None else ratio <= 1.5, flagged(big, small))
     )  # fmt: skip
     for endpoint, name in ((LIST, "list"), (GET_ONE, "get")):
         cost = 1 - on[endpoint]["rps"] / off[endpoint]["rps"] if off[endpoint]["rps"] else None

@@ -28,3 +28,14 @@ def cache_headers(tag: str | None, control: str = PUBLIC) -> dict[str, str]:
     if tag is not None:
         headers["ETag"] = tag
     return headers
+
+
+def tag_matches(header: str | None, tag: str) -> bool:
+    """Whether an If-None-Match value names ``tag`` (weak comparison, RFC 9110 13.1.2) or is
+    ``*``."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    opaque = tag.removeprefix("W/")
+    return any(t.strip().removeprefix("W/") == opaque for t in header.split(","))

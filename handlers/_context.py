@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from auth.principals import bind_tenant, with_origin
 from auth.tokens import principal_from_claims
+from handlers._conditional import tag_matches
 from services.shared.principal import Principal, anonymous
 from web import urls
 from web.container import SCOPE_KEY, Container
@@ -56,18 +57,9 @@ async def public_caller() -> Principal:
 
 
 def api_base() -> str:
-    """The base of the links in this response (web.urls.api_base), read straight from the ASGI
-    scope: the Host header as sent (as Starlette's ``request.url`` takes it, without building
-    the whole URL), else the server's address."""
+    """The base of the links in this response (web.urls.scope_api_base)."""
     scope = request.scope
-    host = next((v for k, v in scope["headers"] if k == b"host"), None)
-    if host is not None:
-        netloc = host.decode("latin-1")
-    else:
-        address, port = scope.get("server") or ("127.0.0.1", 80)
-        default = {"http": 80, "https": 443}.get(scope["scheme"])
-        netloc = address if port == default else f"{address}:{port}"
-    return urls.api_base(scope[SCOPE_KEY].settings, scope["scheme"], netloc)
+    return urls.scope_api_base(scope[SCOPE_KEY].settings, scope)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -76,13 +68,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def matches(tag: str) -> bool:
     """Whether If-None-Match names ``tag`` (weak comparison, RFC 9110 13.1.2) or is ``*``."""
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    if header.strip() == "*":
-        return True
-    opaque = tag.removeprefix("W/")
-    return any(t.strip().removeprefix("W/") == opaque for t in header.split(","))
+    return tag_matches(request.headers.get("if-none-match"), tag)
 
 
 def not_modified(headers: dict[str, str]) -> Response:

@@ -37,20 +37,23 @@ from web.middleware import QUERY_METHOD_KEY
 from web.validators import FORM_SCOPE_KEY
 
 
-async def _list(params: dict[str, Any], conditional: bool = True) -> Response:
+async def _list(
+    params: dict[str, Any], conditional: bool = True, raw_query: bytes | None = None
+) -> Response:
     """List and Search: an ETag from the tenant's version and the query; a matching
     If-None-Match answers 304 before any query runs (GET and QUERY only: RFC 9110 gives other
     methods 412 for it, so a POST search ignores the header).
 
     The encoded body is kept in the read cache too, under the tenant's version, the API base
-    (its links) and the parameters as received: a repeated list skips loading the query,
-    dumping and encoding (a hit can only exist for parameters that loaded before). Response
-    validation still checks every body sent."""
+    (its links) and the parameters as received (List Pets: the raw query string, the key
+    handlers.fastpath serves repeats from; Search: the parsed criteria): a repeated list skips
+    loading the query, dumping and encoding (a hit can only exist for parameters that loaded
+    before). Response validation still checks every body sent."""
     pets = container().pets
     caller = await public_caller()
     base = api_base()
     version = await pets.cache.version(caller.tenant)
-    body_key = ("pets-body", base, _params_key(params))
+    body_key = list_key(base, raw_query) if raw_query is not None else search_key(base, params)
     hit = pets.cache.peek(caller.tenant, version, body_key)
     if hit is not None:
         tag, body = hit
@@ -72,14 +75,19 @@ async def _list(params: dict[str, Any], conditional: bool = True) -> Response:
     return Response(body, media_type=JSON, headers=headers)
 
 
-def _params_key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((name, repr(value)) for name, value in params.items()))
+def list_key(base: str, raw_query: bytes) -> tuple[str, str, bytes]:
+    """List Pets' body in the read cache: the links' base and the query string as sent."""
+    return ("pets-list", base, raw_query)
+
+
+def search_key(base: str, params: dict[str, Any]) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    return ("pets-search", base, tuple(sorted((k, repr(v)) for k, v in params.items())))
 
 
 async def list_pets(**params: Any) -> Response:
     if "page" not in request.query_params:  # Connexion filled the spec's default in
         params.pop("page", None)  # (a cursor may come only without a page)
-    return await _list(params)
+    return await _list(params, raw_query=request.scope["query_string"])
 
 
 async def search_pets(body: dict[str, Any]) -> Response:
