@@ -93,7 +93,9 @@ def write_wrk_script(request: Request, path: Path) -> Path:
         lines.append(f"wrk.body = {_lua_string(request.body)}")
         lines.append('wrk.headers["Content-Type"] = "application/json"')
     for name, value in request.headers.items():
-        lines.append(f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}")
+        # Spaces inside the brackets: "[[" would open a Lua long string, a syntax error after
+        # which wrk silently sends plain GETs (every POST figure before 2026-12-02 was that).
+        lines.append(f"wrk.headers[ {_lua_string(name)} ] = {_lua_string(value)}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
