@@ -35,7 +35,7 @@ from auth.principals import Authenticator
 from auth.security import bearer_scopes, routed_operation_id
 from auth.tokens import TokenService
 from handlers import problems
-from handlers.fastpath import CachedListMiddleware
+from handlers.fastpath import CachedReadMiddleware
 from infra.counters import MemoryCounterStore, RedisCounterStore
 from infra.llm import OpenAICompatibleModel
 from infra.media import media_store
@@ -493,8 +493,8 @@ def create_app(settings: Settings) -> AsyncApp:
         query_paths=sorted(QUERY_AS_POST),
         allowed_hosts=settings.served_hosts,
     )
-    app.add_middleware(  # repeated anonymous lists from the read cache (handlers/fastpath.py)
-        CachedListMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
+    app.add_middleware(  # repeated anonymous reads from the read cache (handlers/fastpath.py)
+        CachedReadMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, container=container
     )
     # Innermost of ours: GraphQL requests pass the request id, access log and the guard's Host
     # check and body limit first (add_middleware inserts each BEFORE_EXCEPTION one

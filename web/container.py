@@ -52,8 +52,8 @@ class Container:
     upstream: Any = None  # infra.llm.OpenAICompatibleModel when configured
     operation_scopes: OperationScopes = field(default_factory=dict)
     """What bearerAuth requires of each operation (auth.security.bearer_scopes, by app.py)."""
-    lists_served_from_cache: int = 0
-    """Repeated lists answered by handlers.fastpath (tests and profiles read it)."""
+    reads_served_from_cache: int = 0
+    """Repeated lists and pets answered by handlers.fastpath (tests and profiles read it)."""
 
     async def close(self) -> None:
         close = getattr(self.sender, "close", None)
