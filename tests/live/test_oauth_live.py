@@ -183,6 +183,18 @@ def token_error(live: OAuthLive, **form: str) -> tuple[int, dict[str, Any]]:
     return r.status_code, r.json()
 
 
+def assert_ended(live: OAuthLive, client_id: str, token: dict[str, Any]) -> None:
+    """The token set no longer works: the API refuses its access token, and its refresh token
+    is ``invalid_grant``."""
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert httpx.get(f"{live.api.base}/pets", headers=bearer).status_code == 401
+    status, body = token_error(
+        live, grant_type="refresh_token", refresh_token=token["refresh_token"],
+        client_id=client_id,
+    )  # fmt: skip
+    assert (status, body["error"]) == (400, "invalid_grant")
+
+
 # -- metadata and registration ---------------------------------------------------------------
 
 
@@ -772,13 +784,7 @@ def test_revoking_a_refresh_token_ends_its_family(live_oauth: OAuthLive) -> None
                          "token_type_hint": "access_token"})  # fmt: skip
     assert r.status_code == 200
     assert introspect(live_oauth, auth, token["refresh_token"]) == {"active": False}
-    bearer = {"Authorization": f"Bearer {token['access_token']}"}
-    assert httpx.get(f"{live_oauth.api.base}/pets", headers=bearer).status_code == 401
-    status, body = token_error(
-        live_oauth, grant_type="refresh_token", refresh_token=token["refresh_token"],
-        client_id=client_id,
-    )  # fmt: skip
-    assert (status, body["error"]) == (400, "invalid_grant")
+    assert_ended(live_oauth, client_id, token)
 
 
 def test_revoking_an_access_token_makes_the_api_refuse_it(live_oauth: OAuthLive) -> None:
@@ -947,14 +953,7 @@ def test_a_code_redeemed_twice_at_once_ends_the_tokens_it_gave(live_oauth: OAuth
         assert sorted(a.status_code for a in answers) == [200, 400], [a.text for a in answers]
         loser = next(a for a in answers if a.status_code == 400)
         assert loser.json()["error"] == "invalid_grant"
-        winner = next(a for a in answers if a.status_code == 200).json()
-        bearer = {"Authorization": f"Bearer {winner['access_token']}"}
-        assert httpx.get(f"{live_oauth.api.base}/pets", headers=bearer).status_code == 401
-        status, body = token_error(
-            live_oauth, grant_type="refresh_token", refresh_token=winner["refresh_token"],
-            client_id=client_id,
-        )  # fmt: skip
-        assert (status, body["error"]) == (400, "invalid_grant")
+        assert_ended(live_oauth, client_id, next(a for a in answers if a.status_code == 200).json())
 
 
 def test_slow_bodies_hold_no_thread_and_end_in_408(live_oauth: OAuthLive) -> None:
