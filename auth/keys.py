@@ -51,7 +51,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from settings import ConfigError, Settings
+from settings import ConfigError, Settings, make_private_dir
 
 log = logging.getLogger("petstore.keys")
 
@@ -391,9 +391,7 @@ def key_ring(settings: Settings) -> KeyRing:
 def _private_dir(path: Path) -> None:
     """``path`` as an owner-only (0700) directory; parents made as needed. An existing one
     that is not private is refused (ConfigError), never loosened or tightened silently."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
+    make_private_dir(path)
     problem = _unsafe_dir(path)
     if problem is not None:
         raise ConfigError(problem)

@@ -105,15 +105,12 @@ class RedisCounterStore:
         self._prefix = prefix
         self.fallback = MemoryCounterStore()
         self._down_until = 0.0
-        self.outages = 0
-        """Times Redis was found unreachable (the tests and the logs count them)."""
 
     def _up(self) -> bool:
         return time.monotonic() >= self._down_until
 
     def _failed(self) -> None:
         self._down_until = time.monotonic() + BACKOFF_SECONDS
-        self.outages += 1
         log.warning(
             "counters: Redis unreachable; counting in this worker for %.0f s",
             BACKOFF_SECONDS,

@@ -120,10 +120,7 @@ class ReadCache:
             return value
         self.misses += 1
         value = await load()
-        entries[full] = (now + self.ttl, value)
-        entries.move_to_end(full)
-        while len(entries) > self.max_entries:
-            entries.popitem(last=False)
+        self.put(tenant, version, key, value)
         return value
 
     def put(self, tenant: str, version: str | None, key: Hashable, value: Any) -> None:
